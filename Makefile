@@ -1,0 +1,30 @@
+# The two set-up commands of the README: `make demo` (main job) and `make test` (ruff + pytest).
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test install install-dev bench clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+install: $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+
+install-dev: $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[dev]'
+
+demo: install
+	$(BIN)/tokenfab compare --model llama-3.1-70b --input-len 2048 --output-len 512
+
+test: install-dev
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/pytest
+
+bench: install-dev
+	$(BIN)/python benchmarks/bench_step_cost.py
+	$(BIN)/python benchmarks/bench_predict.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info src/*.egg-info

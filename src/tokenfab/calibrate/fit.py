@@ -1,0 +1,176 @@
+"""Fit efficiency parameters: global ones on all measurements, then per-family refinements.
+
+Stage 1 fits every global parameter on all the data (log-ratio residuals, robust loss). Stage 2 fits,
+for each hardware family with enough measurements, multiplicative corrections of the family
+parameters, pulled towards 1 by a ridge penalty so a family with few points moves little. A chip of
+a family with no measurements therefore gets the global values: its prediction rests on its
+datasheet and nothing fitted to it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from datetime import date
+
+import numpy as np
+from scipy.optimize import least_squares
+
+from tokenfab.perf.params import FAMILY_PARAMS, SCALAR_PARAMS, Calibration, EffParams
+from tokenfab.predict import Plan, QueryError, plan_query
+from tokenfab.queries import parse_query
+
+# Scenarios the fit uses; server/concurrency wait for the serving simulator.
+FIT_SCENARIOS = ("offline", "static", "prefill", "layer", "gemm", "memcopy", "allreduce")
+
+# log10 bounds of every fitted parameter: physically meaningful ranges, not tuning knobs
+BOUNDS: dict[str, tuple[float, float]] = {
+    "gemm_eff": (0.3, 1.0), "lowp_ratio": (0.4, 1.0), "gemm_m_half": (1.0, 256.0), "roof_q": (1.5, 8.0),
+    "mem_eff": (0.4, 1.0), "kv_mem_eff": (0.3, 1.0), "attn_eff": (0.1, 0.95), "t_step": (1e-5, 5e-3),
+    "t_layer": (1e-7, 1e-4), "t_kernel": (1e-6, 5e-5), "legacy_scale": (0.5, 3.0), "vllm_scale": (0.5, 3.0),
+}
+COMM_BOUNDS = {"alpha": (1e-6, 1e-4), "eff": (0.2, 1.0)}
+FAMILY_RIDGE = 3.0       # penalty weight on log10 family corrections
+MIN_FAMILY_POINTS = 4    # fewer measurements than this: the family keeps the global values
+
+
+@dataclass
+class Measured:
+    """A calibration query with its measured value and ready-made plan."""
+
+    id: str
+    hardware: str
+    family: str
+    scenario: str
+    metric: str
+    value: float
+    plan: Plan
+
+
+@dataclass
+class FitResult:
+    calibration: Calibration
+    used: list[str]
+    skipped: dict[str, str]
+
+
+def load_measured(lines: Iterable[str], scenarios: Iterable[str] = FIT_SCENARIOS) -> tuple[list[Measured], dict]:
+    """Plan every measured query of the given scenarios; return the plans and the skipped ids with reasons."""
+    keep = set(scenarios)
+    out: list[Measured] = []
+    skipped: dict[str, str] = {}
+    for line in lines:
+        if not line.strip():
+            continue
+        obj = json.loads(line)
+        qid = obj.get("id", "?")
+        if obj.get("scenario") not in keep:
+            skipped[qid] = f"scenario {obj.get('scenario')} not fitted"
+            continue
+        try:
+            q = parse_query(obj)
+            plan = plan_query(q)
+            value = float(obj["value"])
+        except (QueryError, ValueError, KeyError) as err:
+            skipped[qid] = str(err)
+            continue
+        out.append(Measured(qid, q.hardware, plan.chip.family, q.scenario, q.metric or "", value, plan))
+    return out, skipped
+
+
+def _log_residuals(points: list[Measured], params_for, ) -> np.ndarray:
+    res = np.empty(len(points))
+    for i, pt in enumerate(points):
+        pred = pt.plan.evaluate(params_for(pt))[pt.metric]
+        res[i] = np.log(max(pred, 1e-30) / pt.value)
+    return res
+
+
+def _comm_fabrics(points: list[Measured]) -> list[str]:
+    fabrics = set()
+    for pt in points:
+        if pt.scenario == "allreduce":
+            fabrics.add(pt.plan.chip.scaleup_kind)
+    return sorted(fabrics)
+
+
+def _unpack_global(x: np.ndarray, base: EffParams, fabrics: list[str]) -> EffParams:
+    values = {name: float(10 ** x[i]) for i, name in enumerate(SCALAR_PARAMS)}
+    alpha, eff = dict(base.comm_alpha), dict(base.comm_eff)
+    off = len(SCALAR_PARAMS)
+    for j, fab in enumerate(fabrics):
+        alpha[fab] = float(10 ** x[off + 2 * j])
+        eff[fab] = float(10 ** x[off + 2 * j + 1])
+    return base.with_(**values, comm_alpha=alpha, comm_eff=eff)
+
+
+def _fit_global(points: list[Measured], base: EffParams) -> EffParams:
+    fabrics = _comm_fabrics(points)
+    x0, lo, hi = [], [], []
+    for name in SCALAR_PARAMS:
+        b = BOUNDS[name]
+        x0.append(np.log10(np.clip(getattr(base, name), *b)))
+        lo.append(np.log10(b[0]))
+        hi.append(np.log10(b[1]))
+    for fab in fabrics:
+        for key, value in (("alpha", base.comm_alpha[fab]), ("eff", base.comm_eff[fab])):
+            b = COMM_BOUNDS[key]
+            x0.append(np.log10(np.clip(value, *b)))
+            lo.append(np.log10(b[0]))
+            hi.append(np.log10(b[1]))
+    x0 = np.clip(np.array(x0), np.array(lo) + 1e-9, np.array(hi) - 1e-9)
+
+    def residuals(x: np.ndarray) -> np.ndarray:
+        params = _unpack_global(x, base, fabrics)
+        return _log_residuals(points, lambda _pt: params)
+
+    sol = least_squares(residuals, x0, bounds=(lo, hi), loss="soft_l1", f_scale=0.1, diff_step=1e-3,
+                        max_nfev=400)
+    return _unpack_global(sol.x, base, fabrics)
+
+
+def _fit_family(points: list[Measured], glob: EffParams) -> dict[str, float]:
+    names = list(FAMILY_PARAMS)
+    lo = np.array([np.log10(BOUNDS[n][0] / getattr(glob, n)) for n in names])
+    hi = np.array([np.log10(BOUNDS[n][1] / getattr(glob, n)) for n in names])
+    lo, hi = np.minimum(lo, -1e-6), np.maximum(hi, 1e-6)
+
+    def params_of(x: np.ndarray) -> EffParams:
+        return glob.with_(**{n: float(getattr(glob, n) * 10 ** x[i]) for i, n in enumerate(names)})
+
+    def residuals(x: np.ndarray) -> np.ndarray:
+        params = params_of(x)
+        fit = _log_residuals(points, lambda _pt: params)
+        return np.concatenate([fit, np.sqrt(FAMILY_RIDGE) * x])
+
+    sol = least_squares(residuals, np.zeros(len(names)), bounds=(lo, hi), loss="soft_l1", f_scale=0.1,
+                        diff_step=1e-3, max_nfev=200)
+    fitted = params_of(sol.x)
+    return {n: getattr(fitted, n) for n in names}
+
+
+def fit_calibration(points: list[Measured], source: str = "calibration.jsonl",
+                    base: EffParams | None = None) -> Calibration:
+    """Global fit, then one refinement per hardware family with enough measurements."""
+    base = base or EffParams()
+    glob = _fit_global(points, base)
+    families: dict[str, dict[str, float]] = {}
+    by_family: dict[str, list[Measured]] = {}
+    for pt in points:
+        by_family.setdefault(pt.family, []).append(pt)
+    for fam, pts in sorted(by_family.items()):
+        if len(pts) >= MIN_FAMILY_POINTS:
+            families[fam] = _fit_family(pts, glob)
+    provenance = {
+        "data": source,
+        "points": len(points),
+        "hardware": sorted({p.hardware for p in points}),
+        "per_family_points": {f: len(p) for f, p in sorted(by_family.items())},
+        "scenarios": sorted({p.scenario for p in points}),
+        "method": "scipy least_squares, soft_l1 on log(pred/measured); global stage then per-family ridge "
+                  f"(weight {FAMILY_RIDGE}, min {MIN_FAMILY_POINTS} points)",
+        "date": date.today().isoformat(),
+        "priors": asdict(base),
+    }
+    return Calibration(glob, families, provenance)

@@ -1,0 +1,92 @@
+"""Shipped data: accelerators, silicon/economic constants, model configs, dataset and engine presets.
+
+Every figure in these files carries its source (URL or paper) and, where uncertain, a low/high range.
+Loaders here only read and index the files; interpretation lives in `hardware.py`, `model.py`, ...
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+DATA = resources.files("tokenfab.catalog") / "data"
+
+
+class UnknownIdError(KeyError):
+    """An id that is not in a catalog; the message lists what is allowed."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; we want the plain line
+        return str(self.args[0])
+
+
+def _read_yaml(name: str) -> Any:
+    with (DATA / name).open() as fh:
+        return yaml.safe_load(fh)
+
+
+@cache
+def accelerators() -> dict[str, dict[str, Any]]:
+    """All accelerator records by id: the researched catalog plus the extra datasheet entries."""
+    records: dict[str, dict[str, Any]] = {}
+    for name in ("hardware.yaml", "accelerators_extra.yaml"):
+        if not (DATA / name).is_file():
+            continue
+        for rec in _read_yaml(name).get("accelerators", []):
+            records[rec["id"]] = rec
+    return records
+
+
+@cache
+def constants() -> dict[str, dict[str, Any]]:
+    """Silicon, energy and economic constants, each with value, unit, source and confidence."""
+    return _read_yaml("hardware.yaml")["constants"]
+
+
+def accelerator(hw_id: str) -> dict[str, Any]:
+    recs = accelerators()
+    if hw_id not in recs:
+        raise UnknownIdError(f"hardware {hw_id!r} unknown: allowed {', '.join(sorted(recs))}")
+    return recs[hw_id]
+
+
+@cache
+def model_ids() -> tuple[str, ...]:
+    return tuple(sorted(p.name[: -len(".json")] for p in (DATA / "models").iterdir() if p.name.endswith(".json")))
+
+
+def model_config(model: str) -> dict[str, Any]:
+    """A model's HF config.json: a zoo id, or a path to any config.json on disk."""
+    path = Path(model)
+    if model.endswith(".json") or path.is_file():
+        if not path.is_file():
+            raise UnknownIdError(f"model config file {model!r} not found")
+        try:
+            return json.loads(path.read_text())
+        except json.JSONDecodeError as err:
+            raise ValueError(f"model config {model!r} is not valid JSON: {err.msg} at line {err.lineno}") from None
+    if model not in model_ids():
+        raise UnknownIdError(f"model {model!r} unknown: allowed {', '.join(model_ids())} or a path to a config.json")
+    return json.loads((DATA / "models" / f"{model}.json").read_text())
+
+
+@cache
+def datasets() -> dict[str, dict[str, Any]]:
+    """Named dataset presets (mean input/output lengths with their sources)."""
+    if not (DATA / "datasets.yaml").is_file():
+        return {}
+    return _read_yaml("datasets.yaml")["datasets"]
+
+
+@cache
+def engines() -> dict[str, dict[str, Any]]:
+    """Serving-engine presets (memory fraction, batch and token limits) with their sources."""
+    return _read_yaml("engines.yaml")["engines"]
+
+
+def calibration_path() -> Any:
+    return DATA / "calibration.json"

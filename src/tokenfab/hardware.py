@@ -1,0 +1,171 @@
+"""`Chip` (compute by precision, memory, links, power, price) and `System` (chips and their fabrics).
+
+A `Chip` is what the performance and cost models consume; it is built from a catalog record here or
+from a `ChipDesign` by the silicon model, so both paths look the same downstream.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from tokenfab import catalog
+from tokenfab.units import GB, GiB, PRECISION_FALLBACK, TERA
+
+# Fabric kinds the collective model knows, each with its own alpha-beta parameters.
+FABRICS = ("nvswitch", "nvlink-bridge", "infinity-fabric", "ici", "roce", "pcie", "other")
+
+# Hardware families share calibrated efficiency parameters. A chip that has never been measured
+# inherits its family's parameters (or the global ones if the family has no measurements).
+_FAMILY_RULES: tuple[tuple[str, str], ...] = (
+    ("rtx-pro-6000", "nvidia-blackwell"),
+    ("gb300", "nvidia-blackwell"),
+    ("gb200", "nvidia-blackwell"),
+    ("b300", "nvidia-blackwell"),
+    ("b200", "nvidia-blackwell"),
+    ("h100", "nvidia-hopper"),
+    ("h200", "nvidia-hopper"),
+    ("gh200", "nvidia-hopper"),
+    ("a100", "nvidia-ampere"),
+    ("l40", "nvidia-ada"),
+    ("mi300", "amd-cdna3"),
+    ("mi325", "amd-cdna3"),
+    ("mi355", "amd-cdna4"),
+    ("mi210", "amd-cdna2"),
+    ("mi250", "amd-cdna2"),
+    ("gaudi", "intel-gaudi"),
+    ("tpu", "google-tpu"),
+    ("trainium", "aws-neuron"),
+    ("inferentia", "aws-neuron"),
+)
+
+
+def family_of(hw_id: str) -> str:
+    for prefix, family in _FAMILY_RULES:
+        if hw_id.startswith(prefix):
+            return family
+    return "other"
+
+
+def fabric_kind(fabric: str | None, domain: int) -> str:
+    """Classify a catalog fabric string into one of `FABRICS`."""
+    text = (fabric or "").lower()
+    if text.startswith("nvlink bridge") or "bridge" in text:
+        return "nvlink-bridge"
+    if text.startswith("nvlink"):
+        return "nvswitch" if domain > 2 else "nvlink-bridge"
+    if text.startswith("infinity") or "xgmi" in text:
+        return "infinity-fabric"
+    if text.startswith("ici"):
+        return "ici"
+    if "roce" in text or "ethernet" in text:
+        return "roce"
+    if text.startswith("pcie"):
+        return "pcie"
+    return "other"
+
+
+@dataclass(frozen=True)
+class Range:
+    """A figure with its uncertainty: typical value and low/high bounds (equal when certain)."""
+
+    value: float
+    low: float
+    high: float
+
+    @classmethod
+    def of(cls, value: float | None, low: float | None = None, high: float | None = None) -> Range | None:
+        if value is None:
+            return None
+        return cls(float(value), float(low if low is not None else value), float(high if high is not None else value))
+
+
+@dataclass(frozen=True)
+class Chip:
+    """One accelerator as the models see it, in SI units."""
+
+    id: str
+    name: str
+    vendor: str
+    family: str
+    peak_flops: dict[str, float]          # dense FLOP/s (or OP/s) per precision that has hardware units
+    mem_bytes: float                      # device memory capacity
+    mem_bw: float                         # device memory bandwidth, B/s
+    sram_bytes: float
+    scaleup_kind: str                     # one of FABRICS
+    scaleup_bw: float                     # per-chip unidirectional scale-up bandwidth, B/s
+    scaleup_domain: int                   # chips in one scale-up domain
+    scaleout_bw: float                    # per-chip scale-out NIC bandwidth, B/s (one direction)
+    tdp_w: float | None
+    price_usd: Range | None = None
+    cloud_usd_hr: Range | None = None
+    sources: dict[str, str] = field(default_factory=dict)
+
+    def compute_precision(self, precision: str) -> str:
+        """The precision whose units actually run math stored in `precision` on this chip."""
+        for candidate in PRECISION_FALLBACK.get(precision, (precision,)):
+            if self.peak_flops.get(candidate):
+                return candidate
+        raise ValueError(f"hardware {self.id!r} has no compute units for precision {precision!r}")
+
+    def peak(self, precision: str) -> float:
+        return self.peak_flops[self.compute_precision(precision)]
+
+    def supports(self, precision: str) -> bool:
+        return bool(self.peak_flops.get(precision))
+
+
+def chip_from_record(rec: dict[str, Any]) -> Chip:
+    """Turn a catalog record (TFLOP/s, GB, TB/s, GB/s) into a `Chip` (SI units)."""
+    flops = {p: float(v) * TERA for p, v in (rec.get("dense_tflops") or {}).items() if v}
+    mem = rec.get("memory") or {}
+    scale = rec.get("scaleup") or {}
+    domain = int(scale.get("domain") or 1)
+    price = rec.get("price_usd") or {}
+    cloud = rec.get("cloud_usd_hr") or {}
+    tdp = rec.get("tdp_w")
+    return Chip(
+        id=rec["id"],
+        name=rec.get("name", rec["id"]),
+        vendor=rec.get("vendor", ""),
+        family=family_of(rec["id"]),
+        peak_flops=flops,
+        mem_bytes=float(mem.get("capacity_gb") or 0.0) * GiB,
+        mem_bw=float(mem.get("bandwidth_tbps") or 0.0) * TERA,
+        sram_bytes=float(rec.get("onchip_sram_mb") or 0.0) * 2**20,
+        scaleup_kind=fabric_kind(scale.get("fabric"), domain),
+        scaleup_bw=float(scale.get("unidir_gbs") or 0.0) * GB,
+        scaleup_domain=domain,
+        scaleout_bw=float(rec.get("scaleout_gbps") or 0.0) * GB / 8,
+        tdp_w=float(tdp) if tdp else None,
+        price_usd=Range.of(price.get("value"), price.get("low"), price.get("high")),
+        cloud_usd_hr=Range.of(cloud.get("typical"), cloud.get("low"), cloud.get("high")),
+        sources=dict(rec.get("sources") or {}),
+    )
+
+
+def load_chip(hw_id: str) -> Chip:
+    """A catalog accelerator by id (raises `UnknownIdError` listing the allowed ids)."""
+    return chip_from_record(catalog.accelerator(hw_id))
+
+
+def all_chips() -> list[Chip]:
+    return [chip_from_record(rec) for rec in catalog.accelerators().values()]
+
+
+@dataclass(frozen=True)
+class System:
+    """Chips wired together: a scale-up domain (NVLink/ICI/...) inside a scale-out network."""
+
+    chip: Chip
+    chips: int
+
+    @property
+    def domains(self) -> int:
+        return -(-self.chips // max(self.chip.scaleup_domain, 1))
+
+    def fabric_for(self, group: int) -> tuple[str, float]:
+        """Fabric kind and per-chip bandwidth that a collective over `group` chips runs on."""
+        if group <= max(self.chip.scaleup_domain, 1) and self.chip.scaleup_bw > 0:
+            return self.chip.scaleup_kind, self.chip.scaleup_bw
+        return "roce", self.chip.scaleout_bw or 400 * GB / 8

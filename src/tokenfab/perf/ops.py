@@ -1,0 +1,140 @@
+"""Operator table of an engine step: FLOPs, bytes and GEMM shapes per operator, no efficiencies.
+
+This is pure counting (DESIGN.md's first-order physics). The table depends on the model, layout,
+chip precisions and step shapes but not on any fitted parameter, so calibration builds it once per
+query and re-times it cheaply for every trial parameter set.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from tokenfab.deployment import Deployment, kv_shard_fraction
+from tokenfab.hardware import Chip
+from tokenfab.model import ModelSpec
+from tokenfab.perf.shapes import StepShapes
+from tokenfab.units import PRECISION_BYTES
+
+# operator kinds
+GEMM, ATTN_DECODE, ATTN_PREFILL, ELEMENTWISE = 0, 1, 2, 3
+KIND_NAMES = ("gemm", "attn_decode", "attn_prefill", "elementwise")
+
+# Activation bytes moved per token per layer by norms, residual adds, rotary and activation
+# functions, in units of hidden-size elements (about six read/write passes over the residual stream
+# plus the MLP activation); these kernels are pure streaming.
+ELEMENTWISE_PASSES = 6.0
+# Activations between kernels (residual stream, all-reduce payloads) stay 16-bit even in FP8 engines.
+ACTIVATION_BYTES = 2.0
+
+
+@dataclass(frozen=True)
+class OpTable:
+    """Per-device costs of S steps over n operators (arrays (S, n)), plus the collectives."""
+
+    flops: np.ndarray
+    bytes: np.ndarray
+    gemm_m: np.ndarray         # GEMM rows per operator (for shape efficiency); 0 for non-GEMMs
+    kind: np.ndarray           # (n,) operator kind
+    lowp: np.ndarray           # (n,) True where the math runs on 8/4-bit units
+    peak: np.ndarray           # (n,) peak FLOP/s of the units each operator runs on
+    names: tuple[str, ...]
+    comm_bytes: np.ndarray     # (S,) bytes per all-reduce (per call)
+    comm_calls: float          # all-reduces per step on each device
+    comm_group: int            # ranks per all-reduce
+    layers_per_device: float
+    pp: int
+
+
+def _expert_hits(experts: int, top_k: int, tokens: np.ndarray) -> np.ndarray:
+    """Distinct experts hit by `tokens` tokens each choosing top_k of experts uniformly."""
+    return experts * (1.0 - (1.0 - top_k / experts) ** tokens)
+
+
+def build_ops(model: ModelSpec, chip: Chip, dep: Deployment, steps: StepShapes) -> OpTable:
+    """Count FLOPs and bytes of every operator of each step on one device."""
+    tp = dep.tp
+    wbytes = PRECISION_BYTES[dep.weight_precision]
+    abytes = ACTIVATION_BYTES
+    kvbytes = PRECISION_BYTES[dep.kv_precision]
+    # GEMM math runs at the wider of weight and activation precision (W8A16 is 16-bit math),
+    # on units the chip really has
+    wider = max((dep.weight_precision, dep.act_precision), key=lambda p: PRECISION_BYTES[p])
+    gemm_prec = chip.compute_precision(wider)
+    lowp = PRECISION_BYTES[gemm_prec] < 2
+    gemm_peak = chip.peak_flops[gemm_prec]
+    attn_peak = chip.peak("bf16")
+    tokens = steps.tokens
+    S = len(steps)
+    layers_dev = model.layers / dep.pp
+
+    cols: list[tuple[str, int, bool, float, np.ndarray, np.ndarray, np.ndarray]] = []
+
+    def gemm(name: str, weights: float, m: np.ndarray, layers: float, out_cols: float) -> None:
+        """A weight GEMM of `weights` elements per device with M = m rows, over `layers` layers."""
+        flops = 2.0 * m * weights * layers
+        k_in = weights / max(out_cols, 1.0)
+        byts = (weights * wbytes + m * (k_in + out_cols) * abytes) * layers
+        cols.append((name, GEMM, lowp, gemm_peak, flops, byts, m))
+
+    zeros = np.zeros(S)
+    attn_w = model.attn_params / tp
+    qkv_cols = (model.heads * model.head_dim + 2 * model.kv_heads * model.head_dim) / tp
+    kv_share = kv_shard_fraction(model, tp)
+    kv_tok_bytes = model.kv_elems_per_token_layer * kvbytes * kv_share
+    pair_flops = model.attn_flops_per_pair() / tp
+
+    dense_layers = sum(g.count for g in model.layer_groups if not g.moe) / dep.pp
+    moe_layers = sum(g.count for g in model.layer_groups if g.moe) / dep.pp
+    gemm("attn_proj", attn_w, tokens, layers_dev, qkv_cols + model.hidden)
+    if dense_layers:
+        gemm("mlp", model.dense_mlp_params / tp, tokens, dense_layers, model.intermediate / tp)
+    if moe_layers:
+        hits = _expert_hits(model.experts, model.top_k, tokens)
+        rows = tokens * model.top_k / np.maximum(hits, 1e-9)
+        weights_hit = hits * model.expert_params / tp
+        flops = 2.0 * tokens * model.top_k * model.expert_params / tp * moe_layers
+        byts = (weights_hit * wbytes + 2 * tokens * model.top_k * model.hidden * abytes) * moe_layers
+        cols.append(("experts", GEMM, lowp, gemm_peak, flops, byts, rows))
+        shared = (model.shared_expert_params + model.router_params) / tp
+        gemm("shared_experts", shared, tokens, moe_layers, model.expert_intermediate / tp + model.experts)
+
+    # attention: decode reads every cached token's KV once; prefill is compute-bound flash attention
+    for g in model.layer_groups:
+        n_layers = g.count / dep.pp
+        ctx = steps.decode_ctx
+        pairs = steps.prefill_pairs
+        if g.window:
+            ctx = np.minimum(ctx, steps.decode_seqs * g.window)
+            pairs = np.minimum(pairs, steps.prefill_tokens * g.window)
+        cols.append((f"attn_decode{'_swa' if g.window else ''}", ATTN_DECODE, False, attn_peak,
+                     pair_flops * ctx * n_layers, kv_tok_bytes * ctx * n_layers, zeros))
+        prefill_kv = pairs / np.maximum(steps.prefill_tokens, 1.0)  # mean span ~ KV tokens streamed per tile
+        pbytes = (steps.prefill_tokens * (qkv_cols + model.heads * model.v_head_dim / tp) * abytes
+                  + prefill_kv * kv_tok_bytes) * n_layers
+        cols.append((f"attn_prefill{'_swa' if g.window else ''}", ATTN_PREFILL, False, attn_peak,
+                     pair_flops * pairs * n_layers, pbytes, zeros))
+
+    elem_bytes = ELEMENTWISE_PASSES * tokens * model.hidden * abytes * layers_dev
+    cols.append(("elementwise", ELEMENTWISE, False, attn_peak, zeros, elem_bytes, zeros))
+    lm_w = model.vocab * model.hidden / tp
+    flops = 2.0 * steps.logits * lm_w / dep.pp
+    byts = (lm_w * 2.0 + steps.logits * (model.hidden + model.vocab / tp) * abytes) / dep.pp
+    cols.append(("lm_head", GEMM, False, attn_peak, flops, byts, steps.logits))
+
+    names = tuple(c[0] for c in cols)
+    return OpTable(
+        flops=np.stack([c[4] for c in cols], axis=1),
+        bytes=np.stack([c[5] for c in cols], axis=1),
+        gemm_m=np.stack([c[6] for c in cols], axis=1),
+        kind=np.array([c[1] for c in cols]),
+        lowp=np.array([c[2] for c in cols]),
+        peak=np.array([c[3] for c in cols]),
+        names=names,
+        comm_bytes=tokens * model.hidden * abytes,
+        comm_calls=(2.0 * layers_dev) if tp > 1 else 0.0,
+        comm_group=tp,
+        layers_per_device=layers_dev,
+        pp=dep.pp,
+    )

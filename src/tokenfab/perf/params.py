@@ -1,0 +1,91 @@
+"""The named efficiency parameters of the step-cost model, and how a chip gets its set.
+
+Roofline alone is 36-48% off; these few numbers are what make it right. They are fitted per hardware
+family by `tokenfab calibrate` on published measurements and shipped in `catalog/data/calibration.json`.
+A chip that was never measured takes its family's values, or the global ones, and nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields, replace
+from functools import cache
+from typing import Any
+
+from tokenfab import catalog
+from tokenfab.hardware import FABRICS, Chip
+
+
+@dataclass(frozen=True)
+class EffParams:
+    """Efficiency parameters of one chip (defaults: datasheet-only priors, before any fit)."""
+
+    gemm_eff: float = 0.75        # fraction of 16-bit peak a large GEMM reaches
+    lowp_ratio: float = 0.85      # 8/4-bit GEMMs reach this fraction of the 16-bit efficiency
+    gemm_m_half: float = 16.0     # GEMM rows at which shape efficiency halves (small-M tiles idle)
+    roof_q: float = 3.0           # soft roofline: t = (tc^q + tm^q)^(1/q); q -> inf is max()
+    mem_eff: float = 0.85         # fraction of peak memory bandwidth for streaming weights
+    kv_mem_eff: float = 0.85      # paged decode attention reads KV at this fraction of mem_eff
+    attn_eff: float = 0.45        # fraction of 16-bit peak reached by prefill (flash) attention
+    t_step: float = 4.0e-4        # fixed cost per engine step: scheduling, sampling, host sync (s)
+    t_layer: float = 1.5e-5       # per-layer kernel launch and tail cost (s)
+    t_kernel: float = 8.0e-6      # one stand-alone kernel timed from the host (microbenchmarks, s)
+    legacy_scale: float = 1.0     # time multiplier for static-batching engines of 2023 (TRT-LLM 0.5/0.6)
+    vllm_scale: float = 1.0       # time multiplier for vLLM/TGI relative to TensorRT-LLM
+    comm_alpha: dict[str, float] = field(default_factory=lambda: {
+        "nvswitch": 1.2e-5, "nvlink-bridge": 1.2e-5, "infinity-fabric": 1.5e-5, "ici": 1.0e-5,
+        "roce": 2.5e-5, "pcie": 2.5e-5, "other": 2.5e-5})
+    comm_eff: dict[str, float] = field(default_factory=lambda: {
+        "nvswitch": 0.75, "nvlink-bridge": 0.7, "infinity-fabric": 0.6, "ici": 0.7,
+        "roce": 0.7, "pcie": 0.7, "other": 0.6})
+
+    def with_(self, **changes: Any) -> EffParams:
+        return replace(self, **changes)
+
+
+# Parameters that may differ between hardware families (the rest are global).
+FAMILY_PARAMS = ("gemm_eff", "lowp_ratio", "mem_eff", "kv_mem_eff", "attn_eff", "t_step", "t_layer")
+GLOBAL_PARAMS = ("gemm_m_half", "roof_q", "t_kernel", "legacy_scale", "vllm_scale")
+SCALAR_PARAMS = tuple(f.name for f in fields(EffParams) if f.name not in ("comm_alpha", "comm_eff"))
+assert set(FAMILY_PARAMS) | set(GLOBAL_PARAMS) == set(SCALAR_PARAMS)
+assert set(EffParams().comm_alpha) == set(FABRICS)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Global parameters plus per-family overrides, with the provenance of the fit."""
+
+    global_params: EffParams
+    family: dict[str, dict[str, float]]
+    provenance: dict[str, Any]
+
+    def for_chip(self, chip: Chip) -> EffParams:
+        overrides = self.family.get(chip.family, {})
+        return self.global_params.with_(**overrides) if overrides else self.global_params
+
+    def to_json(self) -> dict[str, Any]:
+        return {"global": asdict(self.global_params), "family": self.family, "provenance": self.provenance}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Calibration:
+        return cls(EffParams(**data["global"]), {k: dict(v) for k, v in data["family"].items()},
+                   dict(data.get("provenance", {})))
+
+
+UNCALIBRATED = Calibration(EffParams(), {}, {"note": "datasheet-only defaults, no fit"})
+
+
+@cache
+def shipped_calibration() -> Calibration:
+    """The calibration shipped with the package (falls back to the priors if none was fitted)."""
+    path = catalog.calibration_path()
+    if not path.is_file():
+        return UNCALIBRATED
+    return Calibration.from_json(json.loads(path.read_text()))
+
+
+def load_calibration(path: str | None) -> Calibration:
+    if path is None:
+        return shipped_calibration()
+    with open(path) as fh:
+        return Calibration.from_json(json.load(fh))

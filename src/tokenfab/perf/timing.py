@@ -1,0 +1,81 @@
+"""Turn an operator table into time, energy and a breakdown, given a chip and efficiency parameters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from tokenfab.deployment import engine_family
+from tokenfab.hardware import Chip, System
+from tokenfab.perf.collectives import allreduce_time
+from tokenfab.perf.ops import ATTN_DECODE, ATTN_PREFILL, GEMM, OpTable
+from tokenfab.perf.params import EffParams
+
+# Share of TDP a chip draws when powered but idle-ish (leakage, clocks, HBM refresh). Until the
+# silicon energy model lands, power = TDP * (STATIC + (1 - STATIC) * busy fraction).
+STATIC_POWER_SHARE = 0.3  # assumption (low 0.2, high 0.4); replaced by the silicon energy model
+
+
+@dataclass(frozen=True)
+class StepCost:
+    """Per-step results, arrays of shape (S,). `time` is one step's latency through the replica."""
+
+    time: np.ndarray
+    compute: np.ndarray
+    memory: np.ndarray
+    communication: np.ndarray
+    overhead: np.ndarray
+    energy: np.ndarray       # joules per step, summed over the replica's chips
+    stage_time: np.ndarray   # one pipeline stage's time (throughput limit under pipelining)
+
+
+def soft_roofline(tc: np.ndarray, tm: np.ndarray, q: float) -> np.ndarray:
+    """Smooth max of compute and memory time: near the ridge both limit (q -> inf gives max)."""
+    big = np.maximum(tc, tm)
+    safe = np.where(big > 0, big, 1.0)
+    return big * ((tc / safe) ** q + (tm / safe) ** q) ** (1.0 / q)
+
+
+def engine_scale(engine: str, params: EffParams) -> float:
+    family = engine_family(engine)
+    if family == "trtllm-legacy":
+        return params.legacy_scale
+    if family in ("vllm", "tgi"):
+        return params.vllm_scale
+    return 1.0
+
+
+def op_times(table: OpTable, chip: Chip, params: EffParams) -> tuple[np.ndarray, np.ndarray]:
+    """Compute-limited and memory-limited time of every operator, arrays (S, n)."""
+    kind = table.kind
+    shape_eff = np.where(table.gemm_m > 0, table.gemm_m / (table.gemm_m + params.gemm_m_half), 1.0)
+    gemm_eff = params.gemm_eff * np.where(table.lowp, params.lowp_ratio, 1.0)
+    eff_c = np.where(kind == GEMM, gemm_eff * shape_eff, params.attn_eff)
+    eff_m = np.where(kind == ATTN_DECODE, params.mem_eff * params.kv_mem_eff, params.mem_eff)
+    tc = table.flops / (table.peak * eff_c)
+    tm = table.bytes / (chip.mem_bw * eff_m)
+    return tc, tm
+
+
+def time_ops(table: OpTable, chip: Chip, params: EffParams, engine: str = "trtllm") -> StepCost:
+    """Time of each step: soft roofline per operator + collectives + fixed overheads."""
+    tc, tm = op_times(table, chip, params)
+    t_ops = soft_roofline(tc, tm, params.roof_q)
+    compute_bound = tc >= tm
+    compute = np.where(compute_bound, t_ops, 0.0).sum(axis=1)
+    memory = np.where(compute_bound, 0.0, t_ops).sum(axis=1)
+    fabric, bw = System(chip, table.comm_group).fabric_for(table.comm_group)
+    comm = table.comm_calls * allreduce_time(table.comm_bytes, table.comm_group, fabric, bw, params)
+    overhead = np.full_like(compute, params.t_step + params.t_layer * table.layers_per_device)
+    scale = engine_scale(engine, params)
+    stage = (compute + memory + comm + overhead) * scale
+    busy = (compute + memory + comm) * scale / np.maximum(stage, 1e-30)
+    tdp = chip.tdp_w or 0.0
+    chips = table.comm_group * table.pp
+    energy = stage * table.pp * tdp * (STATIC_POWER_SHARE + (1 - STATIC_POWER_SHARE) * busy) * chips
+    return StepCost(time=stage * table.pp, compute=compute * scale, memory=memory * scale,
+                    communication=comm * scale, overhead=overhead * scale, energy=energy, stage_time=stage)
+
+
+__all__ = ["ATTN_PREFILL", "StepCost", "op_times", "soft_roofline", "time_ops"]

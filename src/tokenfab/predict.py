@@ -1,0 +1,334 @@
+"""Answer `predict` queries: plan each scenario once (physics, schedules), then time it with parameters.
+
+A `Plan` holds everything that does not depend on efficiency parameters (operator tables, batching
+schedules), so calibration can re-time hundreds of queries per trial parameter set in milliseconds.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from tokenfab import catalog
+from tokenfab.deployment import Deployment, DeploymentError, kv_capacity_tokens
+from tokenfab.hardware import Chip, System, load_chip
+from tokenfab.model import LayerGroup, ModelSpec, load_model
+from tokenfab.perf.collectives import allreduce_time, busbw
+from tokenfab.perf.ops import GEMM, build_ops
+from tokenfab.perf.params import Calibration, EffParams, shipped_calibration
+from tokenfab.perf.timing import StepCost, op_times, soft_roofline, time_ops
+from tokenfab.queries import SCENARIO_METRICS, Query
+from tokenfab.serve.batching import max_concurrency, schedule_offline, static_batch, steady_state
+from tokenfab.units import PRECISION_BYTES
+
+# MLPerf rows carry no mean prompt length; each MLPerf model maps to its dataset preset.
+MLPERF_DATASETS = {
+    "llama-2-70b": "mlperf-openorca-llama2-70b",
+    "mixtral-8x7b": "mlperf-mixtral-8x7b",
+    "llama-3.1-8b": "mlperf-cnndm-llama3.1-8b",
+    "gpt-j-6b": "mlperf-cnndm-gptj",
+    "llama-3.1-405b": "mlperf-llama3.1-405b",
+}
+
+
+class QueryError(ValueError):
+    """A query that cannot be answered; the message is the one-line reason."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A query made ready to time: `evaluate(params)` returns the predicted metrics."""
+
+    query: Query
+    chip: Chip
+    evaluate: Callable[[EffParams], dict[str, float]]
+
+
+def _lengths(q: Query, model_id: str) -> tuple[float, float]:
+    isl, osl = q.input_len, q.output_len
+    if isl is None:
+        name = q.dataset or (MLPERF_DATASETS.get(model_id) if q.engine.startswith("mlperf") else None)
+        presets = catalog.datasets()
+        if name is None or name not in presets:
+            raise QueryError("field 'input_len' is null and no dataset preset applies: give input_len or dataset "
+                             f"(one of {', '.join(sorted(presets))})")
+        isl = float(presets[name]["input_mean"])
+        osl = osl or float(presets[name]["output_mean"])
+    if osl is None:
+        raise QueryError("field 'output_len' is required for this scenario (a positive number of tokens)")
+    return float(isl), float(osl)
+
+
+def _deployment(q: Query, model: ModelSpec, chip: Chip) -> Deployment:
+    precision = q.precision or "bf16"
+    if precision not in PRECISION_BYTES:
+        raise QueryError(f"field 'precision' = {precision!r}: allowed {', '.join(sorted(PRECISION_BYTES))}")
+    kv = q.kv_precision or (precision if PRECISION_BYTES[precision] >= 2 else "fp16")
+    dep = Deployment(tp=q.tp or 1, pp=q.pp or 1, ep=q.ep or 1, weight_precision=precision,
+                     act_precision=precision, kv_precision=kv, engine=q.engine, max_batch=q.max_batch)
+    try:
+        dep.check(model, chip)
+    except (DeploymentError, ValueError) as err:
+        raise QueryError(str(err)) from None
+    if q.devices % dep.devices:
+        raise QueryError(f"field 'devices' = {q.devices} is not a multiple of tp*pp = {dep.devices}")
+    return dep
+
+
+def _replicas(q: Query, dep: Deployment) -> int:
+    return q.replicas or max(q.devices // dep.devices, 1)
+
+
+def _throughput_metrics(q: Query, out_tps: float, isl: float, osl: float, energy_j: float,
+                        seconds: float, out_tokens: float) -> dict[str, float]:
+    """Per-system throughput plus the per-device, total-token, request and energy variants."""
+    total = out_tps
+    power = energy_j / seconds
+    return {
+        "output_tokens_per_s": total,
+        "output_tokens_per_s_per_device": total / q.devices,
+        "total_tokens_per_s_per_device": total * (isl + osl) / osl / q.devices,
+        "requests_per_s": total / osl,
+        "avg_power_w": power * _replicas_from_total(q),
+        "joules_per_output_token": energy_j / out_tokens,
+    }
+
+
+def _replicas_from_total(q: Query) -> int:
+    per = (q.tp or 1) * (q.pp or 1)
+    return q.replicas or max(q.devices // per, 1)
+
+
+def _plan_engine(q: Query, chip: Chip) -> Plan:
+    if not q.model:
+        raise QueryError(f"field 'model' is required for scenario {q.scenario!r}")
+    try:
+        model = load_model(q.model)
+    except (KeyError, ValueError) as err:
+        raise QueryError(str(err)) from None
+    dep = _deployment(q, model, chip)
+    replicas = _replicas(q, dep)
+    if q.scenario == "layer":  # one layer is timed in isolation: the whole model need not fit
+        return _plan_layer(q, model, chip, dep)
+    kv_tokens = kv_capacity_tokens(model, chip, dep)
+    if kv_tokens < 1:
+        raise QueryError(f"model {q.model} does not fit on {dep.devices} x {chip.id} at {dep.weight_precision}: "
+                         "weights leave no memory for KV cache (raise tp/pp or lower precision)")
+    engine = q.engine
+    if q.scenario == "prefill":
+        isl = float(q.input_len or 0) or _lengths(q, q.model)[0]
+        batch = q.batch or 1
+        table = build_ops(model, chip, dep, _prefill_shape(batch, isl))
+
+        def evaluate_prefill(p: EffParams) -> dict[str, float]:
+            cost = time_ops(table, chip, p, engine)
+            return {"ttft_ms_mean": float(cost.time[0]) * 1e3}
+        return Plan(q, chip, evaluate_prefill)
+
+    isl, osl = _lengths(q, q.model)
+    if q.scenario == "static":
+        batch = q.batch or 1
+        if batch * (isl + osl) > kv_tokens:
+            raise QueryError(f"field 'batch' = {batch}: {batch} x {isl + osl:.0f} tokens exceed the KV capacity "
+                             f"of {kv_tokens:.0f} tokens on {dep.devices} x {chip.id}")
+        steps, weights = static_batch(batch, int(isl), int(osl))
+        table = build_ops(model, chip, dep, steps)
+
+        def evaluate_static(p: EffParams) -> dict[str, float]:
+            cost = time_ops(table, chip, p, engine)
+            seconds = float(np.dot(weights, cost.time))
+            energy = float(np.dot(weights, cost.energy))
+            out = batch * osl
+            m = _throughput_metrics(q, out / seconds * replicas, isl, osl, energy, seconds, out)
+            m["step_ms_mean"] = seconds / osl * 1e3
+            m["ttft_ms_mean"] = float(cost.time[0]) * 1e3
+            m["tpot_ms_mean"] = float(np.dot(weights[1:], cost.time[1:]) / max(weights[1:].sum(), 1)) * 1e3
+            return m
+        return Plan(q, chip, evaluate_static)
+
+    if q.scenario == "offline":
+        preset = dep.preset
+        conc = max_concurrency(kv_tokens, isl, osl, dep.batch_limit, bool(preset["reserve_full_sequence"]))
+        if conc < 1:
+            raise QueryError(f"one sequence of {isl + osl:.0f} tokens does not fit the KV cache "
+                             f"({kv_tokens:.0f} tokens) of {dep.devices} x {chip.id}")
+        n_requests = _finite_requests(q)
+        if n_requests:
+            return _plan_offline_finite(q, model, chip, dep, replicas, n_requests, isl, osl, conc)
+        state = steady_state(isl, osl, conc, dep.token_budget)
+        table = build_ops(model, chip, dep, state.step)
+
+        def evaluate_offline(p: EffParams) -> dict[str, float]:
+            cost = time_ops(table, chip, p, engine)
+            stage = float(cost.stage_time[0])
+            out_tokens = state.requests_per_step * osl
+            m = _throughput_metrics(q, out_tokens / stage * replicas, isl, osl, float(cost.energy[0]) / dep.pp,
+                                    stage, out_tokens)
+            m["tpot_ms_mean"] = float(cost.time[0]) * 1e3
+            m["concurrency"] = float(conc)
+            return m
+        return Plan(q, chip, evaluate_offline)
+    raise QueryError(f"scenario {q.scenario!r} needs the serving simulator, which is not built yet")
+
+
+def _prefill_shape(batch: int, isl: float):
+    from tokenfab.perf.shapes import StepShapes
+    return StepShapes.prefill(batch, isl)
+
+
+_REQUESTS = re.compile(r"(\d[\d,]*) requests")
+
+
+def _finite_requests(q: Query) -> int | None:
+    """A QPS=INF serving run releases a known number of requests (stated in the query's note)."""
+    if q.metric is None or not q.metric.startswith(("ttft", "tpot", "itl")):
+        return None
+    match = _REQUESTS.search(q.note or "")
+    if not match:
+        raise QueryError("offline latency needs the number of requests released (a note 'N requests')")
+    return int(match.group(1).replace(",", ""))
+
+
+def _plan_offline_finite(q: Query, model: ModelSpec, chip: Chip, dep: Deployment, replicas: int,
+                         n_requests: int, isl: float, osl: float, conc: int) -> Plan:
+    per_replica = -(-n_requests // replicas)
+    sched = schedule_offline(per_replica, int(isl), int(osl), conc, dep.token_budget)
+    table = build_ops(model, chip, dep, sched.steps)
+
+    def evaluate(p: EffParams) -> dict[str, float]:
+        cost = time_ops(table, chip, p, q.engine)
+        end = np.cumsum(cost.time)
+        ttft = end[sched.first_token_step]
+        tpot = (end[sched.last_token_step] - ttft) / max(osl - 1, 1)
+        seconds = float(end[-1])
+        out = per_replica * osl
+        m = _throughput_metrics(q, out / seconds * replicas, isl, osl, float(cost.energy.sum()), seconds, out)
+        m.update(_latency_stats("ttft", ttft), **_latency_stats("tpot", tpot))
+        m["itl_ms_mean"] = m["tpot_ms_mean"]
+        return m
+    return Plan(q, chip, evaluate)
+
+
+def _latency_stats(name: str, seconds: np.ndarray) -> dict[str, float]:
+    ms = seconds * 1e3
+    return {f"{name}_ms_mean": float(ms.mean()), f"{name}_ms_p50": float(np.percentile(ms, 50)),
+            f"{name}_ms_p99": float(np.percentile(ms, 99))}
+
+
+def _plan_layer(q: Query, model: ModelSpec, chip: Chip, dep: Deployment) -> Plan:
+    from tokenfab.perf.shapes import StepShapes
+    shape = q.shape or {}
+    batch = q.batch or 1
+    one = replace(model, layers=1, layer_groups=(LayerGroup(1, model.is_moe),))
+    if shape.get("phase") == "decode":
+        steps = StepShapes.decode(batch, float(shape.get("kv_len") or 0))
+    elif shape.get("phase") == "prefill":
+        steps = StepShapes.prefill(batch, float(shape.get("seq_len") or 0))
+    else:
+        raise QueryError("field 'shape.phase' must be 'prefill' (with seq_len) or 'decode' (with kv_len)")
+    table = build_ops(one, chip, dep, steps)
+    keep = np.array([n != "lm_head" for n in table.names])
+
+    def evaluate(p: EffParams) -> dict[str, float]:
+        tc, tm = op_times(table, chip, p)
+        t_ops = soft_roofline(tc, tm, p.roof_q)[:, keep].sum(axis=1)
+        fabric, bw = System(chip, dep.tp).fabric_for(dep.tp)
+        comm = table.comm_calls * allreduce_time(table.comm_bytes, dep.tp, fabric, bw, p)
+        # the measurement sums separately timed operators, so each pays a stand-alone kernel cost
+        kernels = int(keep.sum()) + 2 * (dep.tp > 1)
+        return {"layer_ms": float((t_ops + comm)[0] + kernels * p.t_kernel) * 1e3}
+    return Plan(q, chip, evaluate)
+
+
+def _plan_gemm(q: Query, chip: Chip) -> Plan:
+    shape = q.shape or {}
+    try:
+        m, n, k = (float(shape[d]) for d in ("m", "n", "k"))
+    except (KeyError, TypeError, ValueError):
+        raise QueryError("field 'shape' must hold positive m, n and k for a gemm query") from None
+    if min(m, n, k) <= 0:
+        raise QueryError("field 'shape': m, n and k must be positive")
+    precision = q.precision or "bf16"
+    try:
+        peak = chip.peak(precision)
+    except ValueError as err:
+        raise QueryError(str(err)) from None
+    nbytes = (m * k + k * n + m * n) * PRECISION_BYTES[chip.compute_precision(precision)]
+    lowp = PRECISION_BYTES[chip.compute_precision(precision)] < 2
+
+    def evaluate(p: EffParams) -> dict[str, float]:
+        rows = min(m, n)
+        eff = p.gemm_eff * (p.lowp_ratio if lowp else 1.0) * rows / (rows + p.gemm_m_half)
+        tc = np.array(2 * m * n * k / (peak * eff))
+        tm = np.array(nbytes / (chip.mem_bw * p.mem_eff))
+        t = float(soft_roofline(tc, tm, p.roof_q)) + p.t_kernel
+        return {"gemm_tflops": 2 * m * n * k / t / 1e12}
+    return Plan(q, chip, evaluate)
+
+
+def _plan_memcopy(q: Query, chip: Chip) -> Plan:
+    def evaluate(p: EffParams) -> dict[str, float]:
+        return {"memcopy_tbps": chip.mem_bw * p.mem_eff / 1e12}
+    return Plan(q, chip, evaluate)
+
+
+def _plan_allreduce(q: Query, chip: Chip) -> Plan:
+    shape = q.shape or {}
+    nbytes = float(shape.get("bytes") or 0)
+    if nbytes <= 0:
+        raise QueryError("field 'shape.bytes' must be a positive message size for an allreduce query")
+    ranks = q.devices
+    fabric, bw = System(chip, ranks).fabric_for(ranks)
+
+    def evaluate(p: EffParams) -> dict[str, float]:
+        t = float(allreduce_time(nbytes, ranks, fabric, bw, p))
+        return {"allreduce_latency_ms": t * 1e3, "allreduce_busbw_gbps": float(busbw(nbytes, ranks, t)) / 1e9}
+    return Plan(q, chip, evaluate)
+
+
+_PLANNERS: dict[str, Callable[[Query, Chip], Plan]] = {
+    "gemm": _plan_gemm, "memcopy": _plan_memcopy, "allreduce": _plan_allreduce,
+}
+
+
+def plan_query(q: Query) -> Plan:
+    """Build the parameter-independent part of a query's answer (raises `QueryError`)."""
+    try:
+        chip = load_chip(q.hardware)
+    except KeyError as err:
+        raise QueryError(str(err)) from None
+    planner = _PLANNERS.get(q.scenario, _plan_engine)
+    plan = planner(q, chip)
+    return plan
+
+
+def answer(plan: Plan, calibration: Calibration | None = None) -> dict[str, float]:
+    """Predicted metrics of a planned query: the scenario's contract metrics and the query's own."""
+    cal = calibration or shipped_calibration()
+    metrics = plan.evaluate(cal.for_chip(plan.chip))
+    q = plan.query
+    wanted = set(SCENARIO_METRICS[q.scenario]) | ({q.metric} if q.metric else set())
+    missing = wanted - metrics.keys()
+    if missing:
+        raise QueryError(f"metric {sorted(missing)[0]!r} is not predicted for scenario {q.scenario!r}")
+    return {k: _round(v) for k, v in metrics.items()}
+
+
+def _round(value: float) -> float:
+    """Deterministic, readable output: 6 significant digits."""
+    return float(f"{value:.6g}")
+
+
+def predict_one(q: Query, calibration: Calibration | None = None) -> dict[str, Any]:
+    """The JSON object `predict` prints for one query: predicted metrics, or a one-line error."""
+    try:
+        return {"id": q.id, "predicted": answer(plan_query(q), calibration)}
+    except (QueryError, DeploymentError) as err:
+        return {"id": q.id, "error": str(err)}
+
+
+__all__ = ["GEMM", "Plan", "QueryError", "StepCost", "answer", "plan_query", "predict_one"]
