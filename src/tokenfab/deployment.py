@@ -8,7 +8,7 @@ from typing import Any
 from tokenfab import catalog
 from tokenfab.hardware import Chip
 from tokenfab.model import ModelSpec
-from tokenfab.units import GiB, PRECISION_BYTES
+from tokenfab.units import PRECISION_BYTES, GiB
 
 ENGINE_FAMILIES = ("trtllm", "trtllm-legacy", "vllm", "tgi")
 

@@ -6,14 +6,21 @@ from a `ChipDesign` by the silicon model, so both paths look the same downstream
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from tokenfab import catalog
-from tokenfab.units import GB, GiB, PRECISION_FALLBACK, TERA
+from tokenfab.units import GB, PRECISION_FALLBACK, TERA, GiB
 
 # Fabric kinds the collective model knows, each with its own alpha-beta parameters.
 FABRICS = ("nvswitch", "nvlink-bridge", "infinity-fabric", "ici", "roce", "pcie", "other")
+
+# Accelerators per server when chips talk over PCIe (the usual 8-GPU chassis).
+SERVER_SLOTS = 8
+# Scale-out bandwidth assumed when the catalog gives none: one 400 Gb/s NIC per chip (ConnectX-7 class,
+# as in DGX H100: https://www.nvidia.com/en-us/data-center/dgx-h100/).
+DEFAULT_NIC_BW = 400 * GB / 8
 
 # Hardware families share calibrated efficiency parameters. A chip that has never been measured
 # inherits its family's parameters (or the global ones if the family has no measurements).
@@ -50,19 +57,30 @@ def family_of(hw_id: str) -> str:
 def fabric_kind(fabric: str | None, domain: int) -> str:
     """Classify a catalog fabric string into one of `FABRICS`."""
     text = (fabric or "").lower()
-    if text.startswith("nvlink bridge") or "bridge" in text:
-        return "nvlink-bridge"
+    if text.startswith(("pcie", "none")) or ("pcie" in text and "nvlink" not in text):
+        return "pcie"
     if text.startswith("nvlink"):
-        return "nvswitch" if domain > 2 else "nvlink-bridge"
+        return "nvswitch" if domain > 2 and "bridge" not in text else "nvlink-bridge"
     if text.startswith("infinity") or "xgmi" in text:
         return "infinity-fabric"
     if text.startswith("ici"):
         return "ici"
     if "roce" in text or "ethernet" in text:
         return "roce"
-    if text.startswith("pcie"):
-        return "pcie"
     return "other"
+
+
+_PCIE_GEN_GBS = {"3": 16.0, "4": 32.0, "5": 64.0, "6": 128.0}  # x16 per direction, GB/s
+
+
+def host_link_bw(host_link: str | None) -> float:
+    """Per-direction bandwidth (B/s) of a `PCIe GenN xW` host link; Gen4 x16 when unstated."""
+    text = (host_link or "").lower()
+    gen = re.search(r"gen\s*(\d)", text)
+    width = re.search(r"x(\d+)", text)
+    per_x16 = _PCIE_GEN_GBS.get(gen.group(1), 32.0) if gen else 32.0
+    lanes = int(width.group(1)) if width else 16
+    return per_x16 * lanes / 16 * GB
 
 
 @dataclass(frozen=True)
@@ -96,6 +114,7 @@ class Chip:
     scaleup_bw: float                     # per-chip unidirectional scale-up bandwidth, B/s
     scaleup_domain: int                   # chips in one scale-up domain
     scaleout_bw: float                    # per-chip scale-out NIC bandwidth, B/s (one direction)
+    host_bw: float                        # host link (PCIe) bandwidth per direction, B/s
     tdp_w: float | None
     price_usd: Range | None = None
     cloud_usd_hr: Range | None = None
@@ -137,6 +156,7 @@ def chip_from_record(rec: dict[str, Any]) -> Chip:
         scaleup_bw=float(scale.get("unidir_gbs") or 0.0) * GB,
         scaleup_domain=domain,
         scaleout_bw=float(rec.get("scaleout_gbps") or 0.0) * GB / 8,
+        host_bw=host_link_bw(rec.get("host_link")),
         tdp_w=float(tdp) if tdp else None,
         price_usd=Range.of(price.get("value"), price.get("low"), price.get("high")),
         cloud_usd_hr=Range.of(cloud.get("typical"), cloud.get("low"), cloud.get("high")),
@@ -164,8 +184,16 @@ class System:
     def domains(self) -> int:
         return -(-self.chips // max(self.chip.scaleup_domain, 1))
 
+    @property
+    def in_switch_reduction(self) -> bool:
+        """NVLink SHARP (NVLS): NVSwitch gen 3+ reduces in the switch (Hopper and later)."""
+        return self.chip.scaleup_kind == "nvswitch" and self.chip.family in ("nvidia-hopper", "nvidia-blackwell")
+
     def fabric_for(self, group: int) -> tuple[str, float]:
-        """Fabric kind and per-chip bandwidth that a collective over `group` chips runs on."""
+        """Fabric kind and per-chip bandwidth that a collective over `group` chips runs on:
+        the scale-up domain if it fits, PCIe inside one 8-slot server, else the scale-out NIC."""
         if group <= max(self.chip.scaleup_domain, 1) and self.chip.scaleup_bw > 0:
             return self.chip.scaleup_kind, self.chip.scaleup_bw
-        return "roce", self.chip.scaleout_bw or 400 * GB / 8
+        if group <= SERVER_SLOTS:
+            return "pcie", self.chip.host_bw
+        return "roce", self.chip.scaleout_bw or DEFAULT_NIC_BW

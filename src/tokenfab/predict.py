@@ -46,6 +46,7 @@ class Plan:
     query: Query
     chip: Chip
     evaluate: Callable[[EffParams], dict[str, float]]
+    fabric: str | None = None   # the fabric whose collectives this answer depends on, if any
 
 
 def _lengths(q: Query, model_id: str) -> tuple[float, float]:
@@ -234,10 +235,12 @@ def _plan_layer(q: Query, model: ModelSpec, chip: Chip, dep: Deployment) -> Plan
     keep = np.array([n != "lm_head" for n in table.names])
 
     def evaluate(p: EffParams) -> dict[str, float]:
-        tc, tm = op_times(table, chip, p)
+        tc, tm = op_times(table, chip, p, q.engine)
         t_ops = soft_roofline(tc, tm, p.roof_q)[:, keep].sum(axis=1)
-        fabric, bw = System(chip, dep.tp).fabric_for(dep.tp)
-        comm = table.comm_calls * allreduce_time(table.comm_bytes, dep.tp, fabric, bw, p)
+        system = System(chip, dep.tp)
+        fabric, bw = system.fabric_for(dep.tp)
+        comm = table.comm_calls * allreduce_time(table.comm_bytes, dep.tp, fabric, bw, p,
+                                                 system.in_switch_reduction and fabric == chip.scaleup_kind)
         # the measurement sums separately timed operators, so each pays a stand-alone kernel cost
         kernels = int(keep.sum()) + 2 * (dep.tp > 1)
         return {"layer_ms": float((t_ops + comm)[0] + kernels * p.t_kernel) * 1e3}
@@ -282,10 +285,12 @@ def _plan_allreduce(q: Query, chip: Chip) -> Plan:
     if nbytes <= 0:
         raise QueryError("field 'shape.bytes' must be a positive message size for an allreduce query")
     ranks = q.devices
-    fabric, bw = System(chip, ranks).fabric_for(ranks)
+    system = System(chip, ranks)
+    fabric, bw = system.fabric_for(ranks)
+    in_switch = system.in_switch_reduction and fabric == chip.scaleup_kind
 
     def evaluate(p: EffParams) -> dict[str, float]:
-        t = float(allreduce_time(nbytes, ranks, fabric, bw, p))
+        t = float(allreduce_time(nbytes, ranks, fabric, bw, p, in_switch))
         return {"allreduce_latency_ms": t * 1e3, "allreduce_busbw_gbps": float(busbw(nbytes, ranks, t)) / 1e9}
     return Plan(q, chip, evaluate)
 
@@ -303,6 +308,9 @@ def plan_query(q: Query) -> Plan:
         raise QueryError(str(err)) from None
     planner = _PLANNERS.get(q.scenario, _plan_engine)
     plan = planner(q, chip)
+    group = q.devices if q.scenario == "allreduce" else (q.tp or 1)
+    if group > 1 and q.scenario not in ("gemm", "memcopy"):
+        plan = replace(plan, fabric=System(chip, group).fabric_for(group)[0])
     return plan
 
 

@@ -45,6 +45,8 @@ class OpTable:
     comm_group: int            # ranks per all-reduce
     layers_per_device: float
     pp: int
+    expert: np.ndarray         # (n,) True for routed-expert GEMMs
+    gqa_group: float           # query heads per KV head (1 for MHA and MLA)
 
 
 def _expert_hits(experts: int, top_k: int, tokens: np.ndarray) -> np.ndarray:
@@ -137,4 +139,6 @@ def build_ops(model: ModelSpec, chip: Chip, dep: Deployment, steps: StepShapes) 
         comm_group=tp,
         layers_per_device=layers_dev,
         pp=dep.pp,
+        expert=np.array([c[0] == "experts" for c in cols]),
+        gqa_group=1.0 if model.is_mla else model.heads / model.kv_heads,
     )

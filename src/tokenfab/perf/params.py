@@ -27,10 +27,12 @@ class EffParams:
     mem_eff: float = 0.85         # fraction of peak memory bandwidth for streaming weights
     kv_mem_eff: float = 0.85      # paged decode attention reads KV at this fraction of mem_eff
     attn_eff: float = 0.45        # fraction of 16-bit peak reached by prefill (flash) attention
+    moe_eff: float = 0.8          # grouped expert GEMMs (routing, permutation, ragged tiles) vs dense GEMMs
     t_step: float = 4.0e-4        # fixed cost per engine step: scheduling, sampling, host sync (s)
     t_layer: float = 1.5e-5       # per-layer kernel launch and tail cost (s)
     t_kernel: float = 8.0e-6      # one stand-alone kernel timed from the host (microbenchmarks, s)
     legacy_scale: float = 1.0     # time multiplier for static-batching engines of 2023 (TRT-LLM 0.5/0.6)
+    legacy_gqa_reread: float = 0.3  # those engines' decode attention re-reads KV per query head of a GQA group
     vllm_scale: float = 1.0       # time multiplier for vLLM/TGI relative to TensorRT-LLM
     comm_alpha: dict[str, float] = field(default_factory=lambda: {
         "nvswitch": 1.2e-5, "nvlink-bridge": 1.2e-5, "infinity-fabric": 1.5e-5, "ici": 1.0e-5,
@@ -45,7 +47,8 @@ class EffParams:
 
 # Parameters that may differ between hardware families (the rest are global).
 FAMILY_PARAMS = ("gemm_eff", "lowp_ratio", "mem_eff", "kv_mem_eff", "attn_eff", "t_step", "t_layer")
-GLOBAL_PARAMS = ("gemm_m_half", "roof_q", "t_kernel", "legacy_scale", "vllm_scale")
+GLOBAL_PARAMS = ("gemm_m_half", "roof_q", "t_kernel", "legacy_scale", "legacy_gqa_reread", "vllm_scale",
+                 "moe_eff")
 SCALAR_PARAMS = tuple(f.name for f in fields(EffParams) if f.name not in ("comm_alpha", "comm_eff"))
 assert set(FAMILY_PARAMS) | set(GLOBAL_PARAMS) == set(SCALAR_PARAMS)
 assert set(EffParams().comm_alpha) == set(FABRICS)

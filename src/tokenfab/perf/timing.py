@@ -46,13 +46,18 @@ def engine_scale(engine: str, params: EffParams) -> float:
     return 1.0
 
 
-def op_times(table: OpTable, chip: Chip, params: EffParams) -> tuple[np.ndarray, np.ndarray]:
+def op_times(table: OpTable, chip: Chip, params: EffParams, engine: str = "trtllm") -> tuple[np.ndarray, np.ndarray]:
     """Compute-limited and memory-limited time of every operator, arrays (S, n)."""
     kind = table.kind
     shape_eff = np.where(table.gemm_m > 0, table.gemm_m / (table.gemm_m + params.gemm_m_half), 1.0)
-    gemm_eff = params.gemm_eff * np.where(table.lowp, params.lowp_ratio, 1.0)
+    gemm_eff = (params.gemm_eff * np.where(table.lowp, params.lowp_ratio, 1.0)
+                * np.where(table.expert, params.moe_eff, 1.0))
     eff_c = np.where(kind == GEMM, gemm_eff * shape_eff, params.attn_eff)
-    eff_m = np.where(kind == ATTN_DECODE, params.mem_eff * params.kv_mem_eff, params.mem_eff)
+    kv_eff = params.mem_eff * params.kv_mem_eff
+    if engine_family(engine) == "trtllm-legacy":  # no GQA-aware decode kernel: KV re-read per query head
+        kv_eff = kv_eff / (1.0 + params.legacy_gqa_reread * (table.gqa_group - 1.0))
+    eff_m = np.where(kind == ATTN_DECODE, kv_eff, params.mem_eff)
+    eff_m = np.where(table.expert, eff_m * params.moe_eff, eff_m)
     tc = table.flops / (table.peak * eff_c)
     tm = table.bytes / (chip.mem_bw * eff_m)
     return tc, tm
@@ -60,13 +65,15 @@ def op_times(table: OpTable, chip: Chip, params: EffParams) -> tuple[np.ndarray,
 
 def time_ops(table: OpTable, chip: Chip, params: EffParams, engine: str = "trtllm") -> StepCost:
     """Time of each step: soft roofline per operator + collectives + fixed overheads."""
-    tc, tm = op_times(table, chip, params)
+    tc, tm = op_times(table, chip, params, engine)
     t_ops = soft_roofline(tc, tm, params.roof_q)
     compute_bound = tc >= tm
     compute = np.where(compute_bound, t_ops, 0.0).sum(axis=1)
     memory = np.where(compute_bound, 0.0, t_ops).sum(axis=1)
-    fabric, bw = System(chip, table.comm_group).fabric_for(table.comm_group)
-    comm = table.comm_calls * allreduce_time(table.comm_bytes, table.comm_group, fabric, bw, params)
+    system = System(chip, table.comm_group)
+    fabric, bw = system.fabric_for(table.comm_group)
+    comm = table.comm_calls * allreduce_time(table.comm_bytes, table.comm_group, fabric, bw, params,
+                                             system.in_switch_reduction and fabric == chip.scaleup_kind)
     overhead = np.full_like(compute, params.t_step + params.t_layer * table.layers_per_device)
     scale = engine_scale(engine, params)
     stage = (compute + memory + comm + overhead) * scale

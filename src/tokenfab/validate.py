@@ -1,0 +1,92 @@
+"""Predictions against measured data: error tables, and leave-one-hardware-out refits.
+
+Error of one query = pred / measured - 1. Tables report, per group, the count, the median and 90th
+percentile of |error| and the signed bias (median error; positive = predicts more than measured).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from tokenfab.calibrate.fit import Measured, fit_calibration
+from tokenfab.perf.params import Calibration
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One measured query with its prediction."""
+
+    id: str
+    scenario: str
+    hardware: str
+    metric: str
+    measured: float
+    predicted: float
+
+    @property
+    def error(self) -> float:
+        return self.predicted / self.measured - 1.0
+
+
+@dataclass(frozen=True)
+class ErrorRow:
+    scenario: str
+    hardware: str
+    metric: str
+    count: int
+    median_abs: float
+    p90_abs: float
+    bias: float
+
+
+def score(points: Iterable[Measured], calibration_for: Callable[[Measured], Calibration]) -> list[Scored]:
+    out = []
+    for pt in points:
+        cal = calibration_for(pt)
+        pred = pt.plan.evaluate(cal.for_chip(pt.plan.chip))[pt.metric]
+        out.append(Scored(pt.id, pt.scenario, pt.hardware, pt.metric, pt.value, float(pred)))
+    return out
+
+
+def score_in_sample(points: list[Measured], calibration: Calibration) -> list[Scored]:
+    return score(points, lambda _pt: calibration)
+
+
+def score_leave_one_hardware_out(points: list[Measured],
+                                 progress: Callable[[str], None] | None = None) -> list[Scored]:
+    """Refit without each hardware in turn and predict that hardware with the refit."""
+    scored: list[Scored] = []
+    for hw in sorted({p.hardware for p in points}):
+        if progress:
+            progress(hw)
+        held = [p for p in points if p.hardware == hw]
+        cal = fit_calibration([p for p in points if p.hardware != hw], source=f"calibration without {hw}")
+        scored.extend(score(held, lambda _pt, cal=cal: cal))
+    return scored
+
+
+def _stats(errors: list[float]) -> tuple[int, float, float, float]:
+    e = np.asarray(errors)
+    return len(e), float(np.median(np.abs(e))), float(np.percentile(np.abs(e), 90)), float(np.median(e))
+
+
+def error_table(scored: list[Scored]) -> list[ErrorRow]:
+    """Rows per scenario x hardware x metric, then per scenario, then the overall line."""
+    groups: dict[tuple[str, str, str], list[float]] = defaultdict(list)
+    for s in scored:
+        groups[(s.scenario, s.hardware, s.metric)].append(s.error)
+        groups[(s.scenario, "all", "all")].append(s.error)
+        groups[("all", "all", "all")].append(s.error)
+    order = sorted(groups, key=lambda k: (k[0] == "all", k[0], k[1] == "all", k[1], k[2]))
+    return [ErrorRow(*k, *_stats(groups[k])) for k in order]
+
+
+def summary(scored: list[Scored], scenarios: Iterable[str], hardware: str | None = None) -> tuple[int, float]:
+    """Count and median |error| over the given scenarios (and one hardware, if named)."""
+    keep = set(scenarios)
+    errs = [abs(s.error) for s in scored if s.scenario in keep and (hardware is None or s.hardware == hardware)]
+    return len(errs), float(np.median(errs)) if errs else float("nan")
