@@ -26,7 +26,7 @@ err = Console(stderr=True)
 
 
 def fail(message: str) -> NoReturn:
-    err.print(f"error: {message}", highlight=False, markup=False)
+    err.print(f"error: {message}", highlight=False, markup=False, soft_wrap=True)
     raise typer.Exit(2)
 
 
@@ -93,7 +93,7 @@ def _load_cal(path: str | None):
 
 @app.command()
 def predict(
-    queries: Annotated[Path | None, typer.Option(help="JSONL file of queries (one object per line); '-' = stdin")] = None,
+    queries: Annotated[Path | None, typer.Option(help="JSONL queries, one per line; '-' = stdin")] = None,
     scenario: Annotated[str | None, typer.Option(help="offline|static|prefill|layer|gemm|memcopy|allreduce")] = None,
     hardware: Annotated[str | None, typer.Option(help="catalog hardware id")] = None,
     model: Annotated[str | None, typer.Option(help="zoo model id or path to config.json")] = None,
@@ -113,17 +113,18 @@ def predict(
 ) -> None:
     """Predict metrics for one query (flags) or many (--queries); prints JSON lines."""
     from tokenfab.predict import predict_one
-    from tokenfab.queries import parse_query, read_queries
+    from tokenfab.queries import parse_query
     cal = _load_cal(calibration)
     if queries is not None:
+        if str(queries) == "-":
+            _predict_stream(sys.stdin, cal)
+            return
         try:
-            stream = sys.stdin if str(queries) == "-" else open(queries)
+            stream = open(queries)  # noqa: SIM115 - closed below; open errors get their own message
         except OSError as e:
             fail(f"--queries {str(queries)!r}: {e.strerror}")
         with stream:
-            for _lineno, qid, q in read_queries(stream):
-                result = {"id": qid, "error": q} if isinstance(q, str) else predict_one(q, cal)
-                print(json.dumps(result, sort_keys=True))
+            _predict_stream(stream, cal)
         return
     given = {k: v for k, v in dict(scenario=scenario, hardware=hardware, model=model, devices=devices, tp=tp,
                                    pp=pp, ep=ep, precision=precision, kv_precision=kv_precision, engine=engine,
@@ -139,6 +140,15 @@ def predict(
     if "error" in result:
         fail(result["error"])
     print(json.dumps(result, sort_keys=True))
+
+
+def _predict_stream(stream: Any, cal: Any) -> None:
+    """One JSON object per query line: the prediction, or the reason it cannot be given."""
+    from tokenfab.predict import predict_one
+    from tokenfab.queries import read_queries
+    for _lineno, qid, q in read_queries(stream):
+        result = {"id": qid, "error": q} if isinstance(q, str) else predict_one(q, cal)
+        print(json.dumps(result, sort_keys=True))
 
 
 def _measured(data: Path):
@@ -238,4 +248,8 @@ def compare(
 
 
 def main() -> None:  # pragma: no cover
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
     app()

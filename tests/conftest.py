@@ -1,0 +1,28 @@
+"""Shared fixtures: the measured calibration data shipped in the repository."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CALIBRATION_DATA = ROOT / "data" / "measured" / "calibration.jsonl"
+
+
+@pytest.fixture(scope="session")
+def calibration_lines() -> list[str]:
+    return CALIBRATION_DATA.read_text().splitlines()
+
+
+@pytest.fixture(scope="session")
+def calibration_rows(calibration_lines) -> list[dict]:
+    return [json.loads(line) for line in calibration_lines if line.strip()]
+
+
+@pytest.fixture(scope="session")
+def measured_points(calibration_lines):
+    from tokenfab.calibrate import load_measured
+    points, _skipped = load_measured(calibration_lines)
+    return points
