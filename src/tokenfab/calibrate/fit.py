@@ -33,7 +33,7 @@ BOUNDS: dict[str, tuple[float, float]] = {
 }
 COMM_BOUNDS = {"alpha": (1e-6, 1e-4), "eff": (0.2, 1.0)}
 FAMILY_RIDGE = 3.0       # penalty weight on log10 family corrections
-MIN_FAMILY_POINTS = 4    # fewer measurements than this: the family keeps the global values
+MIN_FAMILY_POINTS = 1    # a family with any measurement refines; the ridge keeps a lone point from dominating
 
 
 @dataclass
