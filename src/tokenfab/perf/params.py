@@ -27,6 +27,7 @@ class EffParams:
     mem_eff: float = 0.85         # fraction of peak memory bandwidth for streaming weights
     kv_mem_eff: float = 0.85      # paged decode attention reads KV at this fraction of mem_eff
     attn_eff: float = 0.45        # fraction of 16-bit peak reached by prefill (flash) attention
+    elem_scale: float = 1.0       # norms/rotary/activation/residual kernels vs six ideal streaming passes
     moe_eff: float = 0.8          # grouped expert GEMMs (routing, permutation, ragged tiles) vs dense GEMMs
     t_step: float = 4.0e-4        # fixed cost per engine step: scheduling, sampling, host sync (s)
     t_layer: float = 1.5e-5       # per-layer kernel launch and tail cost (s)
@@ -48,7 +49,7 @@ class EffParams:
 # Parameters that may differ between hardware families (the rest are global).
 FAMILY_PARAMS = ("gemm_eff", "lowp_ratio", "mem_eff", "kv_mem_eff", "attn_eff", "t_step", "t_layer")
 GLOBAL_PARAMS = ("gemm_m_half", "roof_q", "t_kernel", "legacy_scale", "legacy_gqa_reread", "vllm_scale",
-                 "moe_eff")
+                 "moe_eff", "elem_scale")
 SCALAR_PARAMS = tuple(f.name for f in fields(EffParams) if f.name not in ("comm_alpha", "comm_eff"))
 assert set(FAMILY_PARAMS) | set(GLOBAL_PARAMS) == set(SCALAR_PARAMS)
 assert set(EffParams().comm_alpha) == set(FABRICS)

@@ -9,7 +9,7 @@ import numpy as np
 from tokenfab.deployment import engine_family
 from tokenfab.hardware import Chip, System
 from tokenfab.perf.collectives import allreduce_time
-from tokenfab.perf.ops import ATTN_DECODE, ATTN_PREFILL, GEMM, OpTable
+from tokenfab.perf.ops import ATTN_DECODE, ATTN_PREFILL, ELEMENTWISE, GEMM, OpTable
 from tokenfab.perf.params import EffParams
 
 # Share of TDP a chip draws when powered but idle-ish (leakage, clocks, HBM refresh). Until the
@@ -58,6 +58,7 @@ def op_times(table: OpTable, chip: Chip, params: EffParams, engine: str = "trtll
         kv_eff = kv_eff / (1.0 + params.legacy_gqa_reread * (table.gqa_group - 1.0))
     eff_m = np.where(kind == ATTN_DECODE, kv_eff, params.mem_eff)
     eff_m = np.where(table.expert, eff_m * params.moe_eff, eff_m)
+    eff_m = np.where(kind == ELEMENTWISE, eff_m / params.elem_scale, eff_m)
     tc = table.flops / (table.peak * eff_c)
     tm = table.bytes / (chip.mem_bw * eff_m)
     return tc, tm
