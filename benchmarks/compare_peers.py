@@ -1,12 +1,13 @@
 """Side by side with the peer tools on the calibration queries (offline, static, prefill).
 
-    python benchmarks/compare_peers.py PEERS_DIR/fidelity/predictions.csv
+    python benchmarks/compare_peers.py [PEERS_DIR/fidelity]
 
-The CSV is what the peer harness writes (GenZ, llm-analysis, NVIDIA AIConfigurator predictions, one row
-per query x peer x variant). tokenfab is scored on the same ids two ways: with the shipped calibration
-(in-sample) and leave-one-hardware-out (each hardware predicted by a refit that never saw it). Prints
-median / p90 |pred/measured - 1| and bias for each, on each peer's answered set and on the set all
-three peers answered, with the ratio of each peer's median error to tokenfab's.
+The folder holds what the peer harness writes (preds_*.csv, or the merged predictions.csv): GenZ,
+llm-analysis and NVIDIA AIConfigurator predictions, one row per query x peer x variant. tokenfab is
+scored on the same ids two ways: with the shipped calibration (in-sample) and leave-one-hardware-out
+(each hardware predicted by a refit that never saw it). Prints median / p90 |pred/measured - 1| and
+bias on each peer's answered set and on the set all three answered, with each peer's median error
+divided by tokenfab's leave-one-hardware-out median.
 """
 
 from __future__ import annotations
@@ -36,10 +37,18 @@ def fmt(s: tuple[int, float, float, float]) -> str:
     return f"{s[0]:4d} | {s[1]:6.1%} | {s[2]:6.1%} | {s[3]:+6.1%}"
 
 
-def main(csv_path: str) -> None:
+def read_peer_rows(folder: Path) -> list[dict[str, str]]:
+    files = sorted(folder.glob("preds_*.csv")) or [folder / "predictions.csv"]
+    rows: list[dict[str, str]] = []
+    for path in files:
+        with open(path) as fh:
+            rows.extend(csv.DictReader(fh))
+    return rows
+
+
+def main(folder: str) -> None:
     peers: dict[str, dict[str, float]] = defaultdict(dict)
-    with open(csv_path) as fh:
-        rows = list(csv.DictReader(fh))
+    rows = read_peer_rows(Path(folder))
     for row in rows:
         if PRIMARY.get(row["peer"]) == row["variant"] and row["status"] == "ok" and row["scenario"] in SCENARIOS:
             peers[row["peer"]][row["id"]] = float(row["pred"]) / float(row["measured"])
@@ -67,4 +76,4 @@ def main(csv_path: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else str(Path.home() / ".cache/tokenfab-peers/fidelity/predictions.csv"))
+    main(sys.argv[1] if len(sys.argv) > 1 else str(Path.home() / ".cache/tokenfab-peers/fidelity"))
