@@ -20,6 +20,7 @@ from tokenfab.model import LayerGroup, ModelSpec, load_model
 from tokenfab.perf.collectives import allreduce_time, busbw
 from tokenfab.perf.ops import GEMM, build_ops
 from tokenfab.perf.params import Calibration, EffParams, shipped_calibration
+from tokenfab.perf.shapes import StepShapes
 from tokenfab.perf.timing import StepCost, op_times, soft_roofline, time_ops
 from tokenfab.queries import SCENARIO_METRICS, Query
 from tokenfab.serve.batching import max_concurrency, schedule_offline, static_batch, steady_state
@@ -86,22 +87,19 @@ def _replicas(q: Query, dep: Deployment) -> int:
 
 def _throughput_metrics(q: Query, out_tps: float, isl: float, osl: float, energy_j: float,
                         seconds: float, out_tokens: float) -> dict[str, float]:
-    """Per-system throughput plus the per-device, total-token, request and energy variants."""
+    """Per-system throughput plus the per-device, total-token, request and energy variants.
+    `energy_j`, `seconds` and `out_tokens` describe one replica; power is scaled to all replicas."""
     total = out_tps
     power = energy_j / seconds
+    replicas = q.replicas or max(q.devices // ((q.tp or 1) * (q.pp or 1)), 1)
     return {
         "output_tokens_per_s": total,
         "output_tokens_per_s_per_device": total / q.devices,
         "total_tokens_per_s_per_device": total * (isl + osl) / osl / q.devices,
         "requests_per_s": total / osl,
-        "avg_power_w": power * _replicas_from_total(q),
+        "avg_power_w": power * replicas,
         "joules_per_output_token": energy_j / out_tokens,
     }
-
-
-def _replicas_from_total(q: Query) -> int:
-    per = (q.tp or 1) * (q.pp or 1)
-    return q.replicas or max(q.devices // per, 1)
 
 
 def _plan_engine(q: Query, chip: Chip) -> Plan:
@@ -123,7 +121,7 @@ def _plan_engine(q: Query, chip: Chip) -> Plan:
     if q.scenario == "prefill":
         isl = float(q.input_len or 0) or _lengths(q, q.model)[0]
         batch = q.batch or 1
-        table = build_ops(model, chip, dep, _prefill_shape(batch, isl))
+        table = build_ops(model, chip, dep, StepShapes.prefill(batch, isl))
 
         def evaluate_prefill(p: EffParams) -> dict[str, float]:
             cost = time_ops(table, chip, p, engine)
@@ -176,11 +174,6 @@ def _plan_engine(q: Query, chip: Chip) -> Plan:
     raise QueryError(f"scenario {q.scenario!r} needs the serving simulator, which is not built yet")
 
 
-def _prefill_shape(batch: int, isl: float):
-    from tokenfab.perf.shapes import StepShapes
-    return StepShapes.prefill(batch, isl)
-
-
 _REQUESTS = re.compile(r"(\d[\d,]*) requests")
 
 
@@ -221,7 +214,6 @@ def _latency_stats(name: str, seconds: np.ndarray) -> dict[str, float]:
 
 
 def _plan_layer(q: Query, model: ModelSpec, chip: Chip, dep: Deployment) -> Plan:
-    from tokenfab.perf.shapes import StepShapes
     shape = q.shape or {}
     batch = q.batch or 1
     one = replace(model, layers=1, layer_groups=(LayerGroup(1, model.is_moe),))
