@@ -81,8 +81,9 @@ def _deployment(q: Query, model: ModelSpec, chip: Chip) -> Deployment:
     return dep
 
 
-def _replicas(q: Query, dep: Deployment) -> int:
-    return q.replicas or max(q.devices // dep.devices, 1)
+def _replicas(q: Query) -> int:
+    """Model replicas behind the query: stated, or devices / (tp * pp)."""
+    return q.replicas or max(q.devices // ((q.tp or 1) * (q.pp or 1)), 1)
 
 
 def _throughput_metrics(q: Query, out_tps: float, isl: float, osl: float, energy_j: float,
@@ -91,7 +92,7 @@ def _throughput_metrics(q: Query, out_tps: float, isl: float, osl: float, energy
     `energy_j`, `seconds` and `out_tokens` describe one replica; power is scaled to all replicas."""
     total = out_tps
     power = energy_j / seconds
-    replicas = q.replicas or max(q.devices // ((q.tp or 1) * (q.pp or 1)), 1)
+    replicas = _replicas(q)
     return {
         "output_tokens_per_s": total,
         "output_tokens_per_s_per_device": total / q.devices,
@@ -110,7 +111,7 @@ def _plan_engine(q: Query, chip: Chip) -> Plan:
     except (KeyError, ValueError) as err:
         raise QueryError(str(err)) from None
     dep = _deployment(q, model, chip)
-    replicas = _replicas(q, dep)
+    replicas = _replicas(q)
     if q.scenario == "layer":  # one layer is timed in isolation: the whole model need not fit
         return _plan_layer(q, model, chip, dep)
     kv_tokens = kv_capacity_tokens(model, chip, dep)
