@@ -247,9 +247,5 @@ def compare(
               "(catalog low-typical-high), at full utilisation.")
 
 
-def main() -> None:  # pragma: no cover
-    app()
-
-
 if __name__ == "__main__":  # pragma: no cover
     app()

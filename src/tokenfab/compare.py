@@ -43,8 +43,6 @@ def best_option(chip: Chip, model: str, isl: float, osl: float, calibration: Cal
         if not chip.supports(precision):
             continue
         for tp in TP_CHOICES:
-            if tp > 1 and tp > max(chip.scaleup_domain, 8):
-                continue
             q = Query(id="compare", scenario="offline", hardware=chip.id, model=model, devices=tp, tp=tp,
                       precision=precision, kv_precision=precision if precision != "fp4" else "fp8",
                       engine=engine, input_len=isl, output_len=osl, metric="output_tokens_per_s")

@@ -184,16 +184,14 @@ class System:
     def domains(self) -> int:
         return -(-self.chips // max(self.chip.scaleup_domain, 1))
 
-    @property
-    def in_switch_reduction(self) -> bool:
-        """NVLink SHARP (NVLS): NVSwitch gen 3+ reduces in the switch (Hopper and later)."""
-        return self.chip.scaleup_kind == "nvswitch" and self.chip.family in ("nvidia-hopper", "nvidia-blackwell")
-
-    def fabric_for(self, group: int) -> tuple[str, float]:
-        """Fabric kind and per-chip bandwidth that a collective over `group` chips runs on:
-        the scale-up domain if it fits, PCIe inside one 8-slot server, else the scale-out NIC."""
-        if group <= max(self.chip.scaleup_domain, 1) and self.chip.scaleup_bw > 0:
-            return self.chip.scaleup_kind, self.chip.scaleup_bw
+    def fabric_for(self, group: int) -> tuple[str, float, bool]:
+        """Fabric kind, per-chip bandwidth and in-switch reduction of a collective over `group` chips:
+        the scale-up domain if it fits, PCIe inside one 8-slot server, else the scale-out NIC.
+        In-switch reduction is NVLink SHARP (NVLS), which NVSwitch gen 3+ does (Hopper and later)."""
+        chip = self.chip
+        if group <= max(chip.scaleup_domain, 1) and chip.scaleup_bw > 0:
+            nvls = chip.scaleup_kind == "nvswitch" and chip.family in ("nvidia-hopper", "nvidia-blackwell")
+            return chip.scaleup_kind, chip.scaleup_bw, nvls
         if group <= SERVER_SLOTS:
-            return "pcie", self.chip.host_bw
-        return "roce", self.chip.scaleout_bw or DEFAULT_NIC_BW
+            return "pcie", chip.host_bw, False
+        return "roce", chip.scaleout_bw or DEFAULT_NIC_BW, False

@@ -21,7 +21,7 @@ from tokenfab.perf.collectives import allreduce_time, busbw
 from tokenfab.perf.ops import GEMM, build_ops
 from tokenfab.perf.params import Calibration, EffParams, shipped_calibration
 from tokenfab.perf.shapes import StepShapes
-from tokenfab.perf.timing import StepCost, op_times, soft_roofline, time_ops
+from tokenfab.perf.timing import StepCost, comm_time, op_times, soft_roofline, time_ops
 from tokenfab.queries import SCENARIO_METRICS, Query
 from tokenfab.serve.batching import max_concurrency, schedule_offline, static_batch, steady_state
 from tokenfab.units import PRECISION_BYTES
@@ -230,10 +230,7 @@ def _plan_layer(q: Query, model: ModelSpec, chip: Chip, dep: Deployment) -> Plan
     def evaluate(p: EffParams) -> dict[str, float]:
         tc, tm = op_times(table, chip, p, q.engine)
         t_ops = soft_roofline(tc, tm, p.roof_q)[:, keep].sum(axis=1)
-        system = System(chip, dep.tp)
-        fabric, bw = system.fabric_for(dep.tp)
-        comm = table.comm_calls * allreduce_time(table.comm_bytes, dep.tp, fabric, bw, p,
-                                                 system.in_switch_reduction and fabric == chip.scaleup_kind)
+        comm = comm_time(table, chip, p)
         # the measurement sums separately timed operators, so each pays a stand-alone kernel cost
         kernels = int(keep.sum()) + 2 * (dep.tp > 1)
         return {"layer_ms": float((t_ops + comm)[0] + kernels * p.t_kernel) * 1e3}
@@ -278,9 +275,7 @@ def _plan_allreduce(q: Query, chip: Chip) -> Plan:
     if nbytes <= 0:
         raise QueryError("field 'shape.bytes' must be a positive message size for an allreduce query")
     ranks = q.devices
-    system = System(chip, ranks)
-    fabric, bw = system.fabric_for(ranks)
-    in_switch = system.in_switch_reduction and fabric == chip.scaleup_kind
+    fabric, bw, in_switch = System(chip, ranks).fabric_for(ranks)
 
     def evaluate(p: EffParams) -> dict[str, float]:
         t = float(allreduce_time(nbytes, ranks, fabric, bw, p, in_switch))

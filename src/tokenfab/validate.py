@@ -43,17 +43,13 @@ class ErrorRow:
     bias: float
 
 
-def score(points: Iterable[Measured], calibration_for: Callable[[Measured], Calibration]) -> list[Scored]:
+def score_in_sample(points: Iterable[Measured], calibration: Calibration) -> list[Scored]:
+    """Predict every point with one calibration."""
     out = []
     for pt in points:
-        cal = calibration_for(pt)
-        pred = pt.plan.evaluate(cal.for_chip(pt.plan.chip))[pt.metric]
+        pred = pt.plan.evaluate(calibration.for_chip(pt.plan.chip))[pt.metric]
         out.append(Scored(pt.id, pt.scenario, pt.hardware, pt.metric, pt.value, float(pred)))
     return out
-
-
-def score_in_sample(points: list[Measured], calibration: Calibration) -> list[Scored]:
-    return score(points, lambda _pt: calibration)
 
 
 def score_leave_one_hardware_out(points: list[Measured],
@@ -65,7 +61,7 @@ def score_leave_one_hardware_out(points: list[Measured],
             progress(hw)
         held = [p for p in points if p.hardware == hw]
         cal = fit_calibration([p for p in points if p.hardware != hw], source=f"calibration without {hw}")
-        scored.extend(score(held, lambda _pt, cal=cal: cal))
+        scored.extend(score_in_sample(held, cal))
     return scored
 
 

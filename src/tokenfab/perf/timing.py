@@ -64,6 +64,12 @@ def op_times(table: OpTable, chip: Chip, params: EffParams, engine: str = "trtll
     return tc, tm
 
 
+def comm_time(table: OpTable, chip: Chip, params: EffParams) -> np.ndarray:
+    """Time of the step's tensor-parallel all-reduces on the fabric the TP group spans."""
+    fabric, bw, in_switch = System(chip, table.comm_group).fabric_for(table.comm_group)
+    return table.comm_calls * allreduce_time(table.comm_bytes, table.comm_group, fabric, bw, params, in_switch)
+
+
 def time_ops(table: OpTable, chip: Chip, params: EffParams, engine: str = "trtllm") -> StepCost:
     """Time of each step: soft roofline per operator + collectives + fixed overheads."""
     tc, tm = op_times(table, chip, params, engine)
@@ -71,10 +77,7 @@ def time_ops(table: OpTable, chip: Chip, params: EffParams, engine: str = "trtll
     compute_bound = tc >= tm
     compute = np.where(compute_bound, t_ops, 0.0).sum(axis=1)
     memory = np.where(compute_bound, 0.0, t_ops).sum(axis=1)
-    system = System(chip, table.comm_group)
-    fabric, bw = system.fabric_for(table.comm_group)
-    comm = table.comm_calls * allreduce_time(table.comm_bytes, table.comm_group, fabric, bw, params,
-                                             system.in_switch_reduction and fabric == chip.scaleup_kind)
+    comm = comm_time(table, chip, params)
     overhead = np.full_like(compute, params.t_step + params.t_layer * table.layers_per_device)
     scale = engine_scale(engine, params)
     stage = (compute + memory + comm + overhead) * scale
@@ -86,4 +89,4 @@ def time_ops(table: OpTable, chip: Chip, params: EffParams, engine: str = "trtll
                     communication=comm * scale, overhead=overhead * scale, energy=energy, stage_time=stage)
 
 
-__all__ = ["ATTN_PREFILL", "StepCost", "op_times", "soft_roofline", "time_ops"]
+__all__ = ["ATTN_PREFILL", "StepCost", "comm_time", "op_times", "soft_roofline", "time_ops"]
