@@ -151,11 +151,12 @@ def _predict_stream(stream: Any, cal: Any) -> None:
         print(json.dumps(result, sort_keys=True))
 
 
-def _measured(data: Path):
-    from tokenfab.calibrate import load_measured
+def _measured(data: Path, all_scenarios: bool = False):
+    from tokenfab.calibrate.fit import FIT_SCENARIOS, load_measured
+    from tokenfab.queries import SCENARIOS
     try:
         with open(data) as fh:
-            return load_measured(fh)
+            return load_measured(fh, SCENARIOS if all_scenarios else FIT_SCENARIOS)
     except OSError as e:
         fail(f"--data {str(data)!r}: {e.strerror}")
     except json.JSONDecodeError as e:
@@ -190,7 +191,7 @@ def validate(
 ) -> None:
     """Error table per scenario x hardware x metric: count, median |err|, p90 |err|, bias."""
     from tokenfab import validate as v
-    points, skipped = _measured(data)
+    points, skipped = _measured(data, all_scenarios=True)
     if leave_one_hardware_out:
         with err.status("refitting without each hardware") as status:
             scored = v.score_leave_one_hardware_out(points, lambda hw: status.update(f"refitting without {hw}"))

@@ -24,6 +24,9 @@ from tokenfab.perf.shapes import StepShapes
 from tokenfab.perf.timing import StepCost, comm_time, op_times, soft_roofline, time_ops
 from tokenfab.queries import SCENARIO_METRICS, Query
 from tokenfab.serve.batching import max_concurrency, schedule_offline, static_batch, steady_state
+from tokenfab.serve.cluster import Pools, RequestArrays
+from tokenfab.serve.lengths import dataset_lengths
+from tokenfab.serve.simulate import ClassInfo, simulate
 from tokenfab.units import PRECISION_BYTES
 
 # MLPerf rows carry no mean prompt length; each MLPerf model maps to its dataset preset.
@@ -172,7 +175,63 @@ def _plan_engine(q: Query, chip: Chip) -> Plan:
             m["concurrency"] = float(conc)
             return m
         return Plan(q, chip, evaluate_offline)
-    raise QueryError(f"scenario {q.scenario!r} needs the serving simulator, which is not built yet")
+    return _plan_serving(q, model, chip, dep, replicas, isl, osl)
+
+
+# Requests simulated for a serving query whose source does not say how many it sent.
+SERVING_REQUESTS = 3000
+SERVING_SEED = 0
+
+
+def _plan_serving(q: Query, model: ModelSpec, chip: Chip, dep: Deployment, replicas: int, isl: float,
+                  osl: float) -> Plan:
+    """`server` (Poisson at `rate` for the whole system) and `concurrency` (closed loop) through the simulator."""
+    if q.scenario == "server" and not q.rate:
+        raise QueryError("field 'rate' is required for scenario 'server' (requests/s, > 0)")
+    if q.scenario == "concurrency" and not q.concurrency:
+        raise QueryError("field 'concurrency' is required for scenario 'concurrency' (requests in flight, >= 1)")
+    match = _REQUESTS.search(q.note or "")
+    n = int(match.group(1).replace(",", "")) if match else SERVING_REQUESTS
+    n = min(n, SERVING_REQUESTS * 4)
+    inputs, outputs = _serving_lengths(q, isl, osl, n)
+    table = _request_table(q, inputs, outputs)
+    pools = Pools(replicas=replicas)
+    cache: dict[str, dict[str, float]] = {}
+
+    def evaluate(p: EffParams) -> dict[str, float]:
+        key = repr(p)
+        if key not in cache:
+            m = simulate(model, chip, dep, [table], [ClassInfo("all")], pools, p).metrics
+            out = {k: float(v) for k, v in m.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+            out["output_tokens_per_s_per_device"] = out["output_tokens_per_s"] / q.devices
+            out["total_tokens_per_s_per_device"] = out["total_tokens_per_s"] / q.devices
+            cache.clear()
+            cache[key] = out
+        return cache[key]
+    return Plan(q, chip, evaluate)
+
+
+def _serving_lengths(q: Query, isl: float, osl: float, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-request lengths: fixed when the query says so, else drawn from the dataset preset's distribution."""
+    if q.input_len_exact or q.input_len is not None:
+        return np.full(n, int(round(isl))), np.full(n, int(round(osl)))
+    name = q.dataset or MLPERF_DATASETS.get(q.model or "")
+    preset = catalog.datasets().get(name or "")
+    if preset is None:
+        return np.full(n, int(round(isl))), np.full(n, int(round(osl)))
+    rng = np.random.default_rng(SERVING_SEED)
+    return dataset_lengths(preset, rng, n, osl)
+
+
+def _request_table(q: Query, inputs: np.ndarray, outputs: np.ndarray) -> RequestArrays:
+    n = inputs.size
+    rng = np.random.default_rng(SERVING_SEED + 1)
+    if q.scenario == "server":
+        arrival = np.cumsum(rng.exponential(1.0 / float(q.rate), n))
+    else:
+        arrival = np.full(n, np.nan)
+        arrival[: q.concurrency] = 0.0
+    return RequestArrays.single_turn(arrival, inputs, outputs)
 
 
 _REQUESTS = re.compile(r"(\d[\d,]*) requests")
