@@ -166,6 +166,9 @@ class Cluster:
         self._rr = 0
         self._affinity: dict[int, int] = {}
         self.feed: RequestFeed | None = None
+        self.first_arrival = math.nan
+        self.last_arrival = math.nan
+        self.tokens_at_last_arrival = 0   # output tokens generated when the last timed arrival came in
         self.dynamic = pools.disaggregated
 
     # --- routing ---------------------------------------------------------------------------------
@@ -204,7 +207,7 @@ class Cluster:
             self._leave(seq, now)
 
     def _leave(self, seq: Seq, now: float) -> None:
-        if self.back and seq.generated < seq.out_len and seq.preemptions >= 0:         # P/D: the KV moves to a decode replica
+        if self.back and seq.generated < seq.out_len and seq.preemptions >= 0:   # P/D: KV moves to a decode replica
             self._push(now + self.transfer_s(seq.prompt), 1, seq)
             return
         self.on_done(seq, now)
@@ -251,6 +254,10 @@ class Cluster:
                         self._pick(self.back, seq.group).enqueue_decode(seq, t_arr)  # type: ignore[union-attr]
                 else:
                     self._dispatch(feed.static.popleft(), t_arr)
+                    if math.isnan(self.first_arrival):
+                        self.first_arrival = t_arr
+                    self.last_arrival = t_arr
+                    self.tokens_at_last_arrival = sum(r.tokens_out for r in replicas)
                     if progress is not None:
                         progress()
                 continue

@@ -41,6 +41,7 @@ class EngineConfig:
     kv_bytes_per_token: float = 0.0  # per replica, for swap and P/D transfer times
     host_bw: float = 0.0             # replica's host link bandwidth (all its chips), B/s
     role: str = "both"               # "both", "prefill" (P/D: hand off after the first token) or "decode"
+    max_run: int = 1 << 62           # longest decode run advanced at once (1 = step by step, for checks)
 
 
 class Seq:
@@ -96,6 +97,7 @@ class Replica:
         self.busy_time = 0.0             # seconds spent stepping
         self.kv_token_seconds = 0.0      # integral of KV in use over busy time
         self.kv_peak = 0                 # most KV tokens ever in use
+        self.tokens_out = 0              # output tokens generated so far
 
     # --- admission -------------------------------------------------------------------------------
 
@@ -254,6 +256,7 @@ class Replica:
         self._remember_prefix(seq)
         if seq.generated == 0:
             seq.generated = 1
+            self.tokens_out += 1
             seq.first_t = self.clock
             self.on_first(seq, self.clock)
         if self.cfg.role == "prefill" or seq.generated >= seq.out_len:
@@ -277,6 +280,7 @@ class Replica:
         b = len(self.decoding)
         self.steps += k
         self.decode_ctx += b * k
+        self.tokens_out += b * k
         if not self.cfg.reserve_full:
             self.kv_used += b * k
             self.kv_peak = max(self.kv_peak, self.kv_used)
@@ -316,7 +320,7 @@ class Replica:
         k = self.decoding[0][0] - self.steps                 # steps to the next finish
         if not self.cfg.reserve_full:
             k = min(k, self._room() // b)
-        k = max(k, 1)
+        k = max(min(k, self.cfg.max_run), 1)
         stall, self.stall = self.stall, 0.0
         if timer.has_window:
             total = np.cumsum(timer.decode_run(b, self.decode_ctx, k))

@@ -188,19 +188,22 @@ class _StepLog:
 
 
 def simulate(model: ModelSpec, chip: Chip, dep: Deployment, chunks: Iterable[RequestChunk],
-             classes: Sequence[ClassInfo], pools: Pools = Pools(), params: EffParams | None = None,
+             classes: Sequence[ClassInfo], pools: Pools | None = None, params: EffParams | None = None,
              preemption: str = "recompute", prefix_caching: bool = True, records_path: str | None = None,
-             trace_path: str | None = None, progress: Callable[[], None] | None = None) -> SimResult:
-    """Serve `chunks` (a request stream) and return the metrics; deterministic for a given stream."""
+             trace_path: str | None = None, progress: Callable[[], None] | None = None,
+             cfg: EngineConfig | None = None) -> SimResult:
+    """Serve `chunks` (a request stream) and return the metrics; deterministic for a given stream.
+    `cfg` overrides the replica's engine limits derived from the deployment (tests shrink the KV pool)."""
     params = params or shipped_calibration().for_chip(chip)
-    cfg = engine_config(model, chip, dep, preemption, prefix_caching)
+    cfg = cfg or engine_config(model, chip, dep, preemption, prefix_caching)
     if cfg.kv_tokens < BLOCK_TOKENS:
         raise ValueError(f"model {model.name} leaves no KV cache on {dep.devices} x {chip.id}: raise tp or lower "
                          "the weight precision")
     timer = StepTimer(model, chip, dep, params, cfg.token_budget + cfg.max_batch)
     steplog = _StepLog(model, chip, dep, params, cfg.max_batch)
     recorder = _Recorder(classes, records_path, trace_path)
-    cluster = Cluster(timer, cfg, pools, kv_transfer_time(model, chip, dep, params), recorder.done, steplog.log)
+    cluster = Cluster(timer, cfg, pools or Pools(), kv_transfer_time(model, chip, dep, params), recorder.done,
+                      steplog.log)
     ok = False
     try:
         cluster.run(RequestFeed(chunks), progress)
@@ -218,11 +221,16 @@ def _summarise(rec: _Recorder, steps: _StepLog, cluster: Cluster, cfg: EngineCon
     span = max(rec.last_finish - (rec.first_arrival if math.isfinite(rec.first_arrival) else 0.0), 1e-12)
     busy = sum(r.busy_time for r in cluster.replicas)
     chips = len(cluster.replicas) * dep.devices
+    window = cluster.last_arrival - cluster.first_arrival
+    # open-loop streams: tokens generated while requests were still arriving, over that window (the
+    # steady-state throughput a long benchmark reports, free of the final drain)
+    steady = cluster.tokens_at_last_arrival / window if window > 0 else total.output_tokens / span
     m: dict[str, Any] = {
         "requests": total.requests,
         "rejected": rec.rejected,
         "duration_s": span,
         "output_tokens_per_s": total.output_tokens / span,
+        "steady_output_tokens_per_s": steady,
         "total_tokens_per_s": (total.output_tokens + total.input_tokens) / span,
         "requests_per_s": total.requests / span,
         "output_tokens_per_s_per_device": total.output_tokens / span / chips,
