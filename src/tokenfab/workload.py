@@ -160,14 +160,15 @@ class LengthDist:
         cdf = np.cumsum(w) / w.sum()
         return vals[np.minimum(np.searchsorted(cdf, rng.random(n), side="right"), len(vals) - 1)]
 
-    def _bounds(self, floor: float) -> tuple[float, float]:
-        lo = floor if self.min is None else max(self.min, floor)
-        hi = math.inf if self.max is None else max(self.max, lo)
+    def _bounds(self, floor: float, integer: bool = False) -> tuple[float, float]:
+        """Clip range; for token counts the whole numbers inside [min, max] (and >= 1)."""
+        lo = floor if self.min is None else max(math.ceil(self.min) if integer else self.min, floor)
+        hi = math.inf if self.max is None else max(math.floor(self.max) if integer else self.max, lo)
         return lo, hi
 
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """`n` token counts: rounded, clipped to [min, max] and to >= 1, as int64."""
-        lo, hi = self._bounds(1.0)
+        lo, hi = self._bounds(1.0, integer=True)
         return np.clip(np.rint(self._draw(rng, n)), lo, hi).astype(np.int64)
 
     def sample_seconds(self, rng: np.random.Generator, n: int) -> np.ndarray:
@@ -200,7 +201,7 @@ class LengthDist:
     @property
     def mean(self) -> float:
         """Mean token count that `sample` produces (clipping to [min, max] and >= 1 included)."""
-        return self._clipped_mean(*self._bounds(1.0), integer=True)
+        return self._clipped_mean(*self._bounds(1.0, integer=True), integer=True)
 
     @property
     def mean_seconds(self) -> float:
@@ -690,7 +691,11 @@ def _loc(loc: Sequence[Any]) -> str:
 
 
 def _pydantic_error(err: ValidationError, where: str) -> WorkloadError:
-    e = min(err.errors(), key=lambda e: len(e["loc"]))  # the outermost problem reads best
+    errors = err.errors()
+    # a mapping given where `Dist | number` is allowed fails the number branch too: report the mapping's
+    # own problem, then prefer the outermost one (it reads best)
+    relevant = [e for e in errors if not (isinstance(e.get("input"), dict) and e["type"].startswith(("int", "float")))]
+    e = min(relevant or errors, key=lambda e: len(e["loc"]))
     loc = tuple(e["loc"])
     if e["type"] == "extra_forbidden":
         return WorkloadError(f"{where}{_loc(loc)}: unknown field: allowed {_allowed_fields(loc)}")
