@@ -216,7 +216,8 @@ class LengthDist:
 
 @dataclass(frozen=True)
 class SLO:
-    """Latency objective of a class: TTFT and/or TPOT bound, met by `percentile` % of its requests.
+    """Latency objective of a class: the `percentile`-th percentile of TTFT must be <= ttft_s and, checked
+    separately, that of TPOT <= tpot_s (MLPerf's convention); either bound may be absent.
 
     The percentile is mandatory because a latency bound without one cannot be checked."""
 
