@@ -88,5 +88,11 @@ def engines() -> dict[str, dict[str, Any]]:
     return _read_yaml("engines.yaml")["engines"]
 
 
+@cache
+def workloads() -> dict[str, dict[str, Any]]:
+    """Traffic presets (classes, length distributions, SLOs, arrivals), every figure with its source."""
+    return _read_yaml("workloads.yaml")["workloads"]
+
+
 def calibration_path() -> Any:
     return DATA / "calibration.json"
