@@ -94,7 +94,8 @@ def _load_cal(path: str | None):
 @app.command()
 def predict(
     queries: Annotated[Path | None, typer.Option(help="JSONL queries, one per line; '-' = stdin")] = None,
-    scenario: Annotated[str | None, typer.Option(help="offline|static|prefill|layer|gemm|memcopy|allreduce")] = None,
+    scenario: Annotated[str | None, typer.Option(
+        help="offline|static|server|concurrency|prefill|layer|gemm|memcopy|allreduce")] = None,
     hardware: Annotated[str | None, typer.Option(help="catalog hardware id")] = None,
     model: Annotated[str | None, typer.Option(help="zoo model id or path to config.json")] = None,
     devices: Annotated[int, typer.Option()] = 1,
@@ -107,6 +108,8 @@ def predict(
     input_len: Annotated[float | None, typer.Option()] = None,
     output_len: Annotated[float | None, typer.Option()] = None,
     batch: Annotated[int | None, typer.Option()] = None,
+    rate: Annotated[float | None, typer.Option(help="server: Poisson arrivals, requests/s (whole system)")] = None,
+    concurrency: Annotated[int | None, typer.Option(help="concurrency: requests kept in flight")] = None,
     max_batch: Annotated[int | None, typer.Option()] = None,
     metric: Annotated[str | None, typer.Option()] = None,
     calibration: Annotated[str | None, typer.Option(help="calibration profile JSON (default: shipped)")] = None,
@@ -129,7 +132,7 @@ def predict(
     given = {k: v for k, v in dict(scenario=scenario, hardware=hardware, model=model, devices=devices, tp=tp,
                                    pp=pp, ep=ep, precision=precision, kv_precision=kv_precision, engine=engine,
                                    input_len=input_len, output_len=output_len, batch=batch, max_batch=max_batch,
-                                   metric=metric).items() if v is not None}
+                                   metric=metric, rate=rate, concurrency=concurrency).items() if v is not None}
     if "scenario" not in given or "hardware" not in given:
         fail("give --queries FILE, or at least --scenario and --hardware")
     try:

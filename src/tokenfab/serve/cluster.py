@@ -201,7 +201,7 @@ class Cluster:
         rid, _, isl, osl, cls, session, turn, _, group, prefix = row
         seq = Seq(rid, now, int(isl), int(osl), int(group), int(prefix), (cls, session, turn))
         if self.fits(seq):
-            self._pick(self.front, seq.group).enqueue(seq, now)
+            self._enqueue(self._pick(self.front, seq.group), seq, now)
         else:
             seq.preemptions = -1   # rejected: it can never fit this replica's KV cache
             self._leave(seq, now)
@@ -223,25 +223,37 @@ class Cluster:
 
     # --- the loop --------------------------------------------------------------------------------
 
+    def _enqueue(self, replica: Replica, seq: Seq, now: float, decode: bool = False) -> None:
+        idle = not replica.busy
+        if decode:
+            replica.enqueue_decode(seq, now)
+        else:
+            replica.enqueue(seq, now)
+        if idle:
+            heapq.heappush(self._ready, (replica.clock, replica.index))
+
+    def _laggard(self) -> Replica | None:
+        """The busy replica with the earliest clock (stale heap entries are dropped on the way)."""
+        ready, replicas = self._ready, self.replicas
+        while ready:
+            clock, index = ready[0]
+            r = replicas[index]
+            if r.busy and r.clock == clock:
+                return r
+            heapq.heappop(ready)
+        return None
+
     def run(self, feed: RequestFeed, progress: Callable[[], None] | None = None) -> None:
         self.feed = feed
         feed.peek_time()
         self.dynamic = self.dynamic or bool(feed.followups) or bool(feed.closed)
-        replicas = self.replicas
+        self._ready: list[tuple[float, int]] = []     # (clock, replica) of busy replicas
+        ready = self._ready
         while True:
             t_static = feed.peek_time()
             t_event = self.events[0][0] if self.events else math.inf
-            t_arr = min(t_static, t_event)
-            laggard = None
-            second = math.inf
-            for r in replicas:
-                if r.busy:
-                    if laggard is None or r.clock < laggard.clock:
-                        if laggard is not None:
-                            second = min(second, laggard.clock)
-                        laggard = r
-                    else:
-                        second = min(second, r.clock)
+            t_arr = t_static if t_static < t_event else t_event
+            laggard = self._laggard()
             if laggard is None or t_arr <= laggard.clock:
                 if t_arr == math.inf:
                     break
@@ -251,22 +263,28 @@ class Cluster:
                         self._dispatch(payload, t_arr)   # type: ignore[arg-type]
                     else:
                         seq = payload
-                        self._pick(self.back, seq.group).enqueue_decode(seq, t_arr)  # type: ignore[union-attr]
+                        self._enqueue(self._pick(self.back, seq.group), seq, t_arr, decode=True)  # type: ignore
                 else:
                     self._dispatch(feed.static.popleft(), t_arr)
                     if math.isnan(self.first_arrival):
                         self.first_arrival = t_arr
-                    self.last_arrival = t_arr
-                    self.tokens_at_last_arrival = sum(r.tokens_out for r in replicas)
+                    if feed.peek_time() == math.inf:    # the last timed arrival: snapshot the steady window
+                        self.last_arrival = t_arr
+                        self.tokens_at_last_arrival = sum(r.tokens_out for r in self.replicas)
                     if progress is not None:
                         progress()
                 continue
-            horizon = min(t_arr, second) if self.dynamic else t_arr
+            heapq.heappop(ready)
+            nxt = self._laggard() if self.dynamic else None
+            second = nxt.clock if nxt is not None else math.inf
+            horizon = min(t_arr, second)
             if not laggard.act(horizon):
                 if t_arr == math.inf and second == math.inf:
                     raise RuntimeError(f"replica {laggard.index} cannot schedule its queue: a request needs more "
                                        "KV cache than the replica holds")
-                laggard.clock = min(t_arr, second)
+                laggard.clock = horizon
+            if laggard.busy:
+                heapq.heappush(ready, (laggard.clock, laggard.index))
 
 
 def _with_role(cfg: EngineConfig, role: str) -> EngineConfig:
