@@ -188,9 +188,9 @@ MLPERF_MIN_DURATION_S = 600.0
 # ...capped so that a whole validation run stays interactive; 20,000 requests put the fill-up transient
 # (about one request lifetime, 10-40 s) under a tenth of the simulated window.
 MAX_SERVING_REQUESTS = 20000
-_SIMULATIONS: dict[tuple, dict[str, float]] = {}
+_SIMULATIONS: dict[tuple, dict[str, float]] = {}   # identical serving queries (other metric) share one run
 # what a serving answer reports: rates, latencies (ms) and energy
-_SERVING_SUFFIXES = ("_per_s", "_mean", "_p50", "_p90", "_p99", "_w", "_token", "_batch")   # identical serving queries (other metric) share one run
+_SERVING_SUFFIXES = ("_per_s", "_mean", "_p50", "_p90", "_p99", "_w", "_token", "_batch")
 
 
 def _plan_serving(q: Query, model: ModelSpec, chip: Chip, dep: Deployment, replicas: int, isl: float,
