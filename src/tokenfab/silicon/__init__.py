@@ -6,8 +6,10 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import cache
 
+from tokenfab.catalog import UnknownIdError
 from tokenfab.hardware import Chip, load_chip
 from tokenfab.silicon.build import DEFAULT_VOLUME, SiliconReport, analyse, to_chip
 from tokenfab.silicon.design import (
@@ -23,7 +25,8 @@ from tokenfab.silicon.design import (
 
 @cache
 def _design_chip(spec: str) -> Chip:
-    return to_chip(resolve_design(spec))
+    chip = to_chip(resolve_design(spec))
+    return replace(chip, sources={**chip.sources, "design_path": spec})
 
 
 def resolve_chip(spec: str) -> Chip:
@@ -35,7 +38,8 @@ def resolve_chip(spec: str) -> Chip:
     try:
         return load_chip(spec)
     except KeyError as err:
-        raise KeyError(f"{err}; or a chip design YAML (shipped: {', '.join(sorted(shipped_designs()))})") from None
+        raise UnknownIdError(f"{err}; or a chip design YAML (shipped: {', '.join(sorted(shipped_designs()))})") \
+            from None
 
 
 __all__ = ["DEFAULT_VOLUME", "ChipDesign", "DesignError", "SiliconReport", "analyse", "load_design", "parse_design",
