@@ -33,7 +33,9 @@ class EconomicsError(ValueError):
 def annuity(rate: Num, years: Num) -> Num:
     """Share of a capital sum paid each year to repay it with interest over `years`."""
     rate = np.asarray(rate, dtype=float)
-    return np.where(rate > 0, rate / (1.0 - (1.0 + rate) ** (-np.asarray(years, dtype=float))), 1.0 / years)
+    years = np.asarray(years, dtype=float)
+    safe = np.where(rate > 0, rate, 1.0)
+    return np.where(rate > 0, safe / (1.0 - (1.0 + safe) ** (-years)), 1.0 / years)
 
 
 @dataclass(frozen=True)

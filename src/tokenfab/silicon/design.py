@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from tokenfab import catalog
 from tokenfab.hardware import FABRICS, family_of
-from tokenfab.tech import HBM_TYPES, MEMORY_TYPES, NODES, parse_memory, parse_node
+from tokenfab.tech import HBM_TYPES, MEMORY_TYPES, NODES, parse_node
 from tokenfab.units import PRECISION_BYTES
 
 PACKAGINGS = ("cowos-s", "cowos-l", "organic")
@@ -91,7 +91,7 @@ class Memory(_Strict):
     @field_validator("type", mode="before")
     @classmethod
     def _type(cls, v: Any) -> str:
-        t = parse_memory(str(v)) if v is not None else None
+        t = {m.lower(): m for m in MEMORY_TYPES}.get(str(v).strip().lower()) if v is not None else None
         if t is None:
             raise ValueError(f"unknown memory type {v!r}: allowed {', '.join(MEMORY_TYPES)}")
         return t
