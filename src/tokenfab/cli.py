@@ -387,20 +387,21 @@ def _silicon_check(refit: bool) -> None:
 
 
 def workload_lengths(preset: str) -> tuple[float, float]:
-    """Hook for `--workload PRESET`: mean input/output lengths of a traffic preset from tokenfab.workload.
-
-    Wired to the traffic model when it is present; until then the command asks for explicit lengths."""
+    """Hook for `--workload PRESET`: request-weighted mean input/output lengths of a traffic preset of
+    `tokenfab.workload` (classes weighted by share x mean turns). Until the traffic model is present
+    the command asks for explicit lengths."""
     try:
         from tokenfab import workload  # type: ignore[attr-defined]
     except ImportError:
         fail(f"--workload {preset!r}: traffic presets are not in this build; give --input-len and --output-len")
-    lengths = getattr(workload, "mean_lengths", None)
-    if lengths is None:
-        fail("--workload: tokenfab.workload has no mean_lengths(preset); give --input-len and --output-len")
     try:
-        isl, osl = lengths(preset)
+        mix = workload.preset(preset)
     except (KeyError, ValueError) as e:
         fail(str(e))
+    weights = [c.share * (c.turns.mean() if c.turns else 1.0) for c in mix.classes]
+    total = sum(weights)
+    isl = sum(w * c.input_len.mean() for w, c in zip(weights, mix.classes, strict=True)) / total
+    osl = sum(w * c.output_len.mean() for w, c in zip(weights, mix.classes, strict=True)) / total
     return float(isl), float(osl)
 
 
