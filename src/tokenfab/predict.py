@@ -14,8 +14,9 @@ from typing import Any
 import numpy as np
 
 from tokenfab import catalog
+from tokenfab.constants import Draws
 from tokenfab.deployment import Deployment, DeploymentError, kv_capacity_tokens
-from tokenfab.hardware import Chip, System, load_chip
+from tokenfab.hardware import Chip, System
 from tokenfab.model import LayerGroup, ModelSpec, load_model
 from tokenfab.perf.collectives import allreduce_time, busbw
 from tokenfab.perf.ops import GEMM, build_ops
@@ -27,6 +28,7 @@ from tokenfab.serve.batching import max_concurrency, schedule_offline, static_ba
 from tokenfab.serve.cluster import Pools, RequestArrays
 from tokenfab.serve.lengths import dataset_lengths
 from tokenfab.serve.simulate import ClassInfo, simulate
+from tokenfab.silicon import DesignError, resolve_chip
 from tokenfab.units import PRECISION_BYTES
 
 # MLPerf rows carry no mean prompt length; each MLPerf model maps to its dataset preset.
@@ -89,13 +91,21 @@ def _replicas(q: Query) -> int:
     return q.replicas or max(q.devices // ((q.tp or 1) * (q.pp or 1)), 1)
 
 
+def host_power_w() -> float:
+    """Server power at the wall per accelerator slot besides the accelerator (CPUs, fans, NICs, PSU loss)."""
+    return float(Draws()("server_host_power_w_per_accelerator"))
+
+
 def _throughput_metrics(q: Query, out_tps: float, isl: float, osl: float, energy_j: float,
                         seconds: float, out_tokens: float) -> dict[str, float]:
     """Per-system throughput plus the per-device, total-token, request and energy variants.
-    `energy_j`, `seconds` and `out_tokens` describe one replica; power is scaled to all replicas."""
+    `energy_j`, `seconds` and `out_tokens` describe one replica; power is scaled to all replicas.
+    Energy is the accelerators' (prefill charged to output tokens); `_wall` adds the rest of the server."""
     total = out_tps
     power = energy_j / seconds
     replicas = _replicas(q)
+    chips = q.devices / replicas
+    wall_j = energy_j + host_power_w() * chips * seconds
     return {
         "output_tokens_per_s": total,
         "output_tokens_per_s_per_device": total / q.devices,
@@ -103,6 +113,7 @@ def _throughput_metrics(q: Query, out_tps: float, isl: float, osl: float, energy
         "requests_per_s": total / osl,
         "avg_power_w": power * replicas,
         "joules_per_output_token": energy_j / out_tokens,
+        "joules_per_output_token_wall": wall_j / out_tokens,
     }
 
 
@@ -369,8 +380,8 @@ _PLANNERS: dict[str, Callable[[Query, Chip], Plan]] = {
 def plan_query(q: Query) -> Plan:
     """Build the parameter-independent part of a query's answer (raises `QueryError`)."""
     try:
-        chip = load_chip(q.hardware)
-    except KeyError as err:
+        chip = resolve_chip(q.hardware)
+    except (KeyError, DesignError) as err:
         raise QueryError(str(err)) from None
     planner = _PLANNERS.get(q.scenario, _plan_engine)
     plan = planner(q, chip)

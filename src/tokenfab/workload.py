@@ -471,6 +471,12 @@ class Workload:
         """Expected requests per session over the mix (1 for single-turn traffic)."""
         return sum(c.share * (c.turns.mean if c.turns else 1.0) for c in self.classes)
 
+    def mean_lengths(self, n: int = 20000, seed: int = 0) -> tuple[float, float]:
+        """Request-weighted mean prompt and output tokens, shared prefixes and session history included
+        (what an analytic cost model must charge per request), from a seeded sample of the mix."""
+        table = self.requests(n, seed)
+        return float(table.input_len.mean()), float(table.output_len.mean())
+
     # generation ------------------------------------------------------------------------------------
     def requests(self, n: int, seed: int) -> RequestTable:
         """The first `n` requests for `seed` (the same rows as concatenating `chunks(n, seed)`)."""
