@@ -522,3 +522,114 @@ def breakeven(
 
 if __name__ == "__main__":  # pragma: no cover
     app()
+
+
+@app.command()
+def simulate(
+    model: Annotated[str, typer.Option(help="zoo model id or config.json path")],
+    hardware: Annotated[str, typer.Option(help="catalog id or design YAML / shipped design id")],
+    devices: Annotated[int | None, typer.Option(help="chips in all (default: one replica)")] = None,
+    tp: Annotated[int, typer.Option(help="tensor-parallel size of one replica")] = 1,
+    pp: Annotated[int, typer.Option(help="pipeline-parallel size of one replica")] = 1,
+    precision: Annotated[str, typer.Option(help="weight and activation precision")] = "bf16",
+    kv_precision: Annotated[str | None, typer.Option(help="KV-cache precision (default: as precision)")] = None,
+    engine: Annotated[str, typer.Option(help="engine preset: trtllm, vllm, tgi")] = "vllm",
+    max_batch: Annotated[int | None, typer.Option(help="sequences in flight per replica")] = None,
+    max_num_tokens: Annotated[int | None, typer.Option(help="token budget per step (chunked prefill)")] = None,
+    workload: Annotated[str | None, typer.Option(
+        help="traffic: preset (chat, code, rag, reasoning, summarisation, agentic), workload YAML, or a trace "
+             "(Azure .csv, BurstGPT .csv, Mooncake .jsonl)")] = None,
+    input_len: Annotated[int | None, typer.Option(help="fixed prompt tokens (instead of --workload)")] = None,
+    output_len: Annotated[int | None, typer.Option(help="fixed output tokens (instead of --workload)")] = None,
+    rate: Annotated[float | None, typer.Option(help="Poisson arrivals, requests (sessions)/s for the cluster")] = None,
+    concurrency: Annotated[int | None, typer.Option(help="closed loop: requests kept in flight")] = None,
+    requests: Annotated[int, typer.Option(help="requests to simulate (a trace: all its rows)")] = 1000,
+    seed: Annotated[int, typer.Option(help="random seed of the generated traffic")] = 0,
+    disaggregate: Annotated[str | None, typer.Option(help="P:D prefill and decode replica pools")] = None,
+    router: Annotated[str, typer.Option(
+        help="round-robin | least-outstanding | prefix-affinity")] = "least-outstanding",
+    preemption: Annotated[str, typer.Option(help="recompute | swap (vLLM-style engines)")] = "recompute",
+    prefix_caching: Annotated[bool, typer.Option(help="reuse cached prompt prefixes")] = True,
+    ttft_slo: Annotated[float | None, typer.Option(help="TTFT target, ms (needs --slo-percentile)")] = None,
+    tpot_slo: Annotated[float | None, typer.Option(help="TPOT target, ms (needs --slo-percentile)")] = None,
+    slo_percentile: Annotated[float | None, typer.Option(help="percentile the SLO holds at, e.g. 99")] = None,
+    records: Annotated[Path | None, typer.Option(help="write per-request records to this Parquet file")] = None,
+    timeline: Annotated[Path | None, typer.Option(help="write a Chrome/Perfetto trace of request spans")] = None,
+    calibration: Annotated[str | None, typer.Option(help="calibration profile JSON (default: shipped)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the metrics as one JSON object")] = False,
+) -> None:
+    """Serve traffic on a cluster of replicas with the discrete-event simulator: latency, goodput, energy."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from tokenfab.deployment import Deployment
+    from tokenfab.model import ModelConfigError, load_model
+    from tokenfab.serve import runner
+    try:
+        spec = load_model(model)
+    except (KeyError, ModelConfigError, ValueError) as e:
+        fail(str(e))
+    chip = _chip(hardware)
+    dep = Deployment(tp=tp, pp=pp, weight_precision=precision, act_precision=precision,
+                     kv_precision=kv_precision or precision, engine=engine, max_batch=max_batch,
+                     max_num_tokens=max_num_tokens)
+    params = _load_cal(calibration).for_chip(chip)
+
+    def ms(v: float | None) -> float | None:
+        return None if v is None else v / 1e3
+    try:
+        load = runner.traffic(workload, input_len, output_len, rate, concurrency, requests, seed,
+                              (ms(ttft_slo), ms(tpot_slo), slo_percentile))
+        replica_pools = runner.pools(devices, dep, disaggregate, router)
+        with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                      TimeRemainingColumn(), console=err, transient=True, disable=as_json) as bar:
+            task = bar.add_task("simulating", total=load.requests)
+            count = [0]
+
+            def tick() -> None:
+                count[0] += 1
+                if count[0] % 2048 == 0:
+                    bar.update(task, completed=count[0])
+            result = runner.run(spec, chip, dep, load, replica_pools, params, preemption, prefix_caching,
+                                str(records) if records else None, str(timeline) if timeline else None, tick)
+    except runner.RunError as e:
+        fail(str(e))
+    except OSError as e:
+        fail(f"cannot write output: {e.strerror} ({e.filename})")
+    m = result.metrics
+    if as_json:
+        print(json.dumps(m, sort_keys=True, default=float))
+        return
+    _print_simulation(m, spec.name, chip.id, replica_pools)
+
+
+def _print_simulation(m: dict[str, Any], model: str, chip: str, pools: Any) -> None:
+    layout = (f"{pools.prefill} prefill + {pools.decode} decode replicas" if pools.disaggregated
+              else f"{pools.replicas} replica(s)")
+    table = Table("metric", "mean", "p50", "p90", "p99",
+                  title=f"tokenfab simulate: {model} on {m['devices']} x {chip}, {layout}")
+    for name, label in (("ttft", "TTFT ms"), ("tpot", "TPOT ms"), ("e2e", "end-to-end ms"), ("queue", "queueing ms")):
+        table.add_row(label, *(f"{m[f'{name}_ms_{s}']:,.1f}" for s in ("mean", "p50", "p90", "p99")))
+    out.print(table)
+    summary = Table("figure", "value", show_header=False, title="throughput, goodput, memory, energy")
+    rows = [("requests (rejected)", f"{m['requests']:,} ({m['rejected']:,})"),
+            ("output tokens/s", f"{m['output_tokens_per_s']:,.0f}"),
+            ("output tokens/s per chip", f"{m['output_tokens_per_s_per_device']:,.0f}"),
+            ("goodput tokens/s (share of requests in SLO)",
+             f"{m['goodput_tokens_per_s']:,.0f} ({m['goodput_requests_share']:.1%})"),
+            ("mean decode batch", f"{m['mean_decode_batch']:.1f}"),
+            ("KV utilisation mean (peak tokens / capacity)",
+             f"{m['kv_utilisation_mean']:.1%} ({m['kv_peak_tokens']:,} / {m['kv_capacity_tokens']:,})"),
+            ("preemptions", f"{m['preemptions']:,}"),
+            ("prefix-cache hit tokens", f"{m['prefix_cache_hit_tokens']:,}"),
+            ("energy J (avg power W)", f"{m['energy_j']:,.0f} ({m['avg_power_w']:,.0f})"),
+            ("J per output token", f"{m['joules_per_output_token']:.3f}")]
+    for row in rows:
+        summary.add_row(*row)
+    out.print(summary)
+    if m["classes"]:
+        classes = Table("class", "requests", "TTFT p50 ms", "TPOT p50 ms", "SLO", "in SLO", "attained")
+        for name, c in m["classes"].items():
+            slo = " ".join(f"{k.split('_')[0].upper()}<={v:g}ms" for k, v in c.items() if k.endswith("_slo_ms"))
+            classes.add_row(name, f"{c['requests']:,}", f"{c['ttft_ms']['p50']:,.1f}", f"{c['tpot_ms']['p50']:,.1f}",
+                            slo or "-", f"{c['slo_met_share']:.1%}", "yes" if c["slo_attained"] else "no")
+        out.print(classes)

@@ -119,8 +119,8 @@ def test_multi_turn_follow_ups_wait_for_the_previous_turn(tmp_path: Path) -> Non
     arrival = np.array([0.0, np.nan, np.nan, 0.5, np.nan, np.nan])
     table = RequestArrays(arrival, np.array([100, 300, 500, 100, 300, 500]), np.full(6, 50),
                           np.zeros(6, dtype=np.int64), np.array([0, 0, 0, 1, 1, 1]), np.array([0, 1, 2, 0, 1, 2]),
-                          np.array([0.0, 2.0, 2.0, 0.0, 2.0, 2.0]), np.array([-1, 0, 0, -1, 1, 1]),
-                          np.array([0, 150, 350, 0, 150, 350]))
+                          np.array([0.0, 2.0, 2.0, 0.0, 2.0, 2.0]), np.array([-1, 100, 101, -1, 200, 201]),
+                          np.array([0, 150, 350, 0, 150, 350]), np.array([100, 101, -1, 200, 201, -1]))
     res = run(table, tmp=tmp_path)
     rec = pq.read_table(tmp_path / "req.parquet").to_pydict()
     by = {(s, t): (a, f) for s, t, a, f in zip(rec["session"], rec["turn"], rec["arrival"], rec["finish"], strict=True)}

@@ -35,6 +35,7 @@ class RequestChunk(Protocol):
     think_s: np.ndarray
     prefix_group: np.ndarray
     prefix_len: np.ndarray
+    cache_group: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -50,13 +51,15 @@ class RequestArrays:
     think_s: np.ndarray
     prefix_group: np.ndarray
     prefix_len: np.ndarray
+    cache_group: np.ndarray
 
     @classmethod
     def single_turn(cls, arrival: np.ndarray, input_len: np.ndarray, output_len: np.ndarray) -> RequestArrays:
         n = len(arrival)
         zeros = np.zeros(n, dtype=np.int64)
         return cls(np.asarray(arrival, dtype=float), np.asarray(input_len, dtype=np.int64),
-                   np.asarray(output_len, dtype=np.int64), zeros, np.arange(n), zeros, np.zeros(n), zeros - 1, zeros)
+                   np.asarray(output_len, dtype=np.int64), zeros, np.arange(n), zeros, np.zeros(n), zeros - 1, zeros,
+                   zeros - 1)
 
 
 @dataclass(frozen=True)
@@ -73,8 +76,9 @@ class Pools:
         return self.prefill > 0
 
 
-# one request row: (rid, arrival, input, output, class, session, turn, think, prefix group, prefix len)
-Row = tuple[int, float, int, int, int, int, int, float, int, int]
+# one request row: (rid, arrival, input, output, class, session, turn, think, prefix group, prefix len,
+# cache group)
+Row = tuple[int, float, int, int, int, int, int, float, int, int, int]
 
 
 class RequestFeed:
@@ -99,7 +103,8 @@ class RequestFeed:
         self._next_id += n
         self._rows = zip(ids, chunk.arrival.tolist(), chunk.input_len.tolist(), chunk.output_len.tolist(),
                          chunk.class_id.tolist(), chunk.session.tolist(), chunk.turn.tolist(), chunk.think_s.tolist(),
-                         chunk.prefix_group.tolist(), chunk.prefix_len.tolist(), strict=True)
+                         chunk.prefix_group.tolist(), chunk.prefix_len.tolist(), chunk.cache_group.tolist(),
+                         strict=True)
         return True
 
     def _read_one(self) -> bool:
@@ -198,8 +203,8 @@ class Cluster:
         heapq.heappush(self.events, (time, self._order, kind, payload))
 
     def _dispatch(self, row: Row, now: float) -> None:
-        rid, _, isl, osl, cls, session, turn, _, group, prefix = row
-        seq = Seq(rid, now, int(isl), int(osl), int(group), int(prefix), (cls, session, turn))
+        rid, _, isl, osl, cls, session, turn, _, group, prefix, publish = row
+        seq = Seq(rid, now, int(isl), int(osl), int(group), int(prefix), (cls, session, turn), int(publish))
         if self.fits(seq):
             self._enqueue(self._pick(self.front, seq.group), seq, now)
         else:

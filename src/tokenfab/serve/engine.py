@@ -50,10 +50,10 @@ class Seq:
 
     __slots__ = ("rid", "arrival", "prompt", "out_len", "group", "prefix_len", "info", "target", "done", "hit",
                  "generated", "first_t", "admit_t", "join_step", "gen_at_join", "ctx_at_join", "finish_step",
-                 "order", "reserved", "holds_ref", "swapped", "preemptions", "replica")
+                 "order", "reserved", "holds_ref", "swapped", "preemptions", "replica", "cache_group")
 
     def __init__(self, rid: int, arrival: float, prompt: int, out_len: int, group: int = -1, prefix_len: int = 0,
-                 info: object = None) -> None:
+                 info: object = None, cache_group: int = -1) -> None:
         self.rid, self.arrival, self.prompt, self.out_len = rid, arrival, prompt, max(out_len, 1)
         self.group, self.prefix_len, self.info = group, prefix_len, info
         self.target = prompt      # tokens that must be in KV before decoding (prompt, or prompt + output on recompute)
@@ -68,6 +68,7 @@ class Seq:
         self.swapped = False
         self.preemptions = 0
         self.replica = -1
+        self.cache_group = cache_group   # the stream this request's whole context publishes when it finishes
 
 
 # callbacks the cluster gives a replica: (seq, time) when its first token leaves, and when it leaves the replica
@@ -89,7 +90,9 @@ class Replica:
         self.decoding: list[tuple[int, int, Seq]] = []   # heap of (finish step, order, seq)
         self.decode_ctx = 0.0            # sum of context lengths the next decode step attends to
         self.kv_used = 0                 # tokens held by sequences + cached prefixes
-        self.cache: OrderedDict[int, list[int]] = OrderedDict()  # prefix group -> [tokens, users]
+        # prefix group -> [tokens a prompt can reuse, tokens the entry holds alone, users]; a session's history
+        # entry reuses its parent's tokens, so it holds only what its own turn added
+        self.cache: OrderedDict[int, list[int]] = OrderedDict()
         self.cache_idle = 0              # cached tokens no running sequence uses (evictable)
         self._order = 0
         self.outstanding = 0             # prompt + output tokens of requests not finished (router's view)
@@ -138,7 +141,7 @@ class Replica:
         for group in list(self.cache):
             if self.cfg.kv_tokens - self.kv_used >= tokens:
                 return
-            size, users = self.cache[group]
+            _, size, users = self.cache[group]
             if users == 0:
                 del self.cache[group]
                 self.kv_used -= size
@@ -178,9 +181,9 @@ class Replica:
                 self.prefilling.append(seq)
 
     def _use_entry(self, group: int, entry: list[int]) -> None:
-        if entry[1] == 0:
-            self.cache_idle -= entry[0]
-        entry[1] += 1
+        if entry[2] == 0:
+            self.cache_idle -= entry[1]
+        entry[2] += 1
         self.cache.move_to_end(group)
 
     # --- stepping --------------------------------------------------------------------------------
@@ -273,7 +276,7 @@ class Replica:
         if size <= 0:
             return
         seq.reserved -= size
-        self.cache[seq.group] = [size, 1]
+        self.cache[seq.group] = [size, size, 1]
         seq.holds_ref = True
 
     def _advance(self, k: int) -> None:
@@ -303,14 +306,31 @@ class Replica:
             seq.holds_ref = False
             entry = self.cache.get(seq.group)
             if entry is not None:
-                entry[1] -= 1
-                if entry[1] == 0:
-                    self.cache_idle += entry[0]
+                entry[2] -= 1
+                if entry[2] == 0:
+                    self.cache_idle += entry[1]
 
     def _leave(self, seq: Seq) -> None:
+        if seq.cache_group >= 0 and self.cfg.prefix_caching and self.cfg.role != "prefill":
+            self._publish_history(seq)
         self._release(seq)
         self.outstanding -= seq.prompt + seq.out_len
         self.on_leave(seq, self.clock)
+
+    def _publish_history(self, seq: Seq) -> None:
+        """A finished turn leaves its whole context cached for the session's next turn: its own KV becomes
+        an idle cache entry (evictable) instead of being freed."""
+        old = self.cache.get(seq.cache_group)
+        if old is not None:
+            if old[2]:
+                return
+            del self.cache[seq.cache_group]
+            self.kv_used -= old[1]
+            self.cache_idle -= old[1]
+        held = self._held(seq)
+        seq.reserved, seq.finish_step = 0, 0
+        self.cache[seq.cache_group] = [seq.prompt + seq.generated, held, 0]
+        self.cache_idle += held
 
     def _decode_run(self, horizon: float) -> None:
         if not self._ensure_growth(len(self.decoding)):
