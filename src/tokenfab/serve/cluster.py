@@ -174,7 +174,6 @@ class Cluster:
         self.first_arrival = math.nan
         self.last_arrival = math.nan
         self.tokens_at_last_arrival = 0   # output tokens generated when the last timed arrival came in
-        self.dynamic = pools.disaggregated
 
     # --- routing ---------------------------------------------------------------------------------
 
@@ -229,37 +228,39 @@ class Cluster:
     # --- the loop --------------------------------------------------------------------------------
 
     def _enqueue(self, replica: Replica, seq: Seq, now: float, decode: bool = False) -> None:
-        idle = not replica.busy
+        """Hand a request to a replica at time `now`; a replica in the middle of a decode run first runs
+        to the boundary where the request can join."""
+        if self._deferred[replica.index]:
+            replica.act(horizon=now)
+            self._deferred[replica.index] = False
         if decode:
             replica.enqueue_decode(seq, now)
         else:
             replica.enqueue(seq, now)
-        if idle:
-            heapq.heappush(self._ready, (replica.clock, replica.index))
+        self._schedule(replica, replica.clock)
 
-    def _laggard(self) -> Replica | None:
-        """The busy replica with the earliest clock (stale heap entries are dropped on the way)."""
-        ready, replicas = self._ready, self.replicas
-        while ready:
-            clock, index = ready[0]
-            r = replicas[index]
-            if r.busy and r.clock == clock:
-                return r
-            heapq.heappop(ready)
-        return None
+    def _schedule(self, replica: Replica, when: float) -> None:
+        """(Re)file the time a replica next needs the loop; older entries of it go stale."""
+        self._version[replica.index] += 1
+        heapq.heappush(self._ready, (when, self._version[replica.index], replica.index))
 
     def run(self, feed: RequestFeed, progress: Callable[[], None] | None = None) -> None:
+        """Discrete-event loop. A replica's next action is an event: a step it takes now, or a decode run,
+        known in closed form, that ends at its next finish. Arrivals are routed when every replica has
+        taken all actions that end before them, so the router sees exact state; only the chosen replica's
+        run is cut at the arrival."""
         self.feed = feed
-        feed.peek_time()
-        self.dynamic = self.dynamic or bool(feed.followups) or bool(feed.closed)
-        self._ready: list[tuple[float, int]] = []     # (clock, replica) of busy replicas
-        ready = self._ready
+        self._ready: list[tuple[float, int, int]] = []     # (time, version, replica)
+        self._version = [0] * len(self.replicas)
+        self._deferred = [False] * len(self.replicas)
+        ready, replicas, deferred, version = self._ready, self.replicas, self._deferred, self._version
         while True:
             t_static = feed.peek_time()
             t_event = self.events[0][0] if self.events else math.inf
             t_arr = t_static if t_static < t_event else t_event
-            laggard = self._laggard()
-            if laggard is None or t_arr <= laggard.clock:
+            while ready and ready[0][1] != version[ready[0][2]]:
+                heapq.heappop(ready)
+            if not ready or t_arr <= ready[0][0]:
                 if t_arr == math.inf:
                     break
                 if t_event <= t_static:
@@ -275,21 +276,26 @@ class Cluster:
                         self.first_arrival = t_arr
                     if feed.peek_time() == math.inf:    # the last timed arrival: snapshot the steady window
                         self.last_arrival = t_arr
-                        self.tokens_at_last_arrival = sum(r.tokens_out for r in self.replicas)
+                        self.tokens_at_last_arrival = sum(r.tokens_out for r in replicas)
                     if progress is not None:
                         progress()
                 continue
-            heapq.heappop(ready)
-            nxt = self._laggard() if self.dynamic else None
-            second = nxt.clock if nxt is not None else math.inf
-            horizon = min(t_arr, second)
-            if not laggard.act(horizon):
-                if t_arr == math.inf and second == math.inf:
-                    raise RuntimeError(f"replica {laggard.index} cannot schedule its queue: a request needs more "
-                                       "KV cache than the replica holds")
-                laggard.clock = horizon
-            if laggard.busy:
-                heapq.heappush(ready, (laggard.clock, laggard.index))
+            _, _, index = heapq.heappop(ready)
+            r = replicas[index]
+            if deferred[index]:
+                deferred[index] = False
+                r.act()
+            else:
+                after = r.act(defer_past=t_arr)
+                if after != after:   # NaN: nothing could run
+                    raise RuntimeError(f"replica {index} cannot schedule its queue: a request needs more KV "
+                                       "cache than the replica holds")
+                if after > r.clock:
+                    deferred[index] = True
+                    self._schedule(r, after)
+                    continue
+            if r.busy:
+                self._schedule(r, r.clock)
 
 
 def _with_role(cfg: EngineConfig, role: str) -> EngineConfig:

@@ -97,6 +97,7 @@ class Replica:
         self._order = 0
         self.outstanding = 0             # prompt + output tokens of requests not finished (router's view)
         self.stall = 0.0                 # time added to the next step (swap traffic)
+        self._planned = False            # a decode run was decided at this boundary but not yet taken
         self.busy_time = 0.0             # seconds spent stepping
         self.kv_token_seconds = 0.0      # integral of KV in use over busy time
         self.kv_peak = 0                 # most KV tokens ever in use
@@ -188,16 +189,21 @@ class Replica:
 
     # --- stepping --------------------------------------------------------------------------------
 
-    def act(self, horizon: float) -> bool:
-        """One scheduling decision: a step with prompt work, or a run of decode steps ending at the first
-        boundary past `horizon`. Returns False when nothing could run (waiting for memory elsewhere)."""
-        self._admit()
+    def act(self, horizon: float = math.inf, defer_past: float = math.inf) -> float:
+        """One scheduling decision at the current step boundary: a step with prompt work, or a run of decode
+        steps up to the next finish, cut at the first boundary past `horizon`. A decode run that would end
+        after `defer_past` is not taken; its end time is returned instead (the cluster takes it later, or
+        cuts it when a request is routed here). Returns the clock after a step or run, or NaN when nothing
+        could run."""
+        if self._planned:       # taking (or cutting) a run decided at this same boundary: admission was done
+            self._planned = False
+        else:
+            self._admit()
         if self.prefilling:
-            return self._mixed_step()
+            return self.clock if self._mixed_step() else math.nan
         if self.decoding:
-            self._decode_run(horizon)
-            return True
-        return False
+            return self._decode_run(horizon, defer_past)
+        return math.nan
 
     def _start_decoding(self, seq: Seq) -> None:
         self._order += 1
@@ -332,32 +338,37 @@ class Replica:
         self.cache[seq.cache_group] = [seq.prompt + seq.generated, held, 0]
         self.cache_idle += held
 
-    def _decode_run(self, horizon: float) -> None:
+    def _decode_run(self, horizon: float, defer_past: float) -> float:
         if not self._ensure_growth(len(self.decoding)):
-            return
+            return math.nan
         timer = self.timer
         b = len(self.decoding)
         k = self.decoding[0][0] - self.steps                 # steps to the next finish
         if not self.cfg.reserve_full:
             k = min(k, self._room() // b)
         k = max(min(k, self.cfg.max_run), 1)
-        stall, self.stall = self.stall, 0.0
+        stall = self.stall
         if timer.has_window:
             total = np.cumsum(timer.decode_run(b, self.decode_ctx, k))
             if horizon < math.inf:
                 k = min(k, int(np.searchsorted(total, horizon - self.clock - stall)) + 1)
-            dt = float(total[k - 1])
+            dt = float(total[k - 1]) + stall
         else:
             slope = timer.ctx_slope * b
             a = timer.base + timer.tokens_time(b) + timer.logits_time(b) + timer.ctx_slope * self.decode_ctx
             if horizon < math.inf:
                 k = min(k, _steps_to_reach(a, slope, horizon - self.clock - stall))
-            dt = k * a + slope * k * (k - 1) / 2.0
+            dt = k * a + slope * k * (k - 1) / 2.0 + stall
+        if self.clock + dt > defer_past:
+            self._planned = True
+            return self.clock + dt
+        self.stall = 0.0
         self.log_step(self.index, b, self.decode_ctx + b * (k - 1) / 2.0, 0.0, 0.0, b, float(k))
-        self._spend(dt + stall)
+        self._spend(dt)
         if not self.cfg.reserve_full:
             self._evict_until(b * k)
         self._advance(k)
+        return self.clock
 
     def _preempt(self) -> None:
         """vLLM: the most recently started sequence gives its KV back (recomputed or swapped in later)."""
