@@ -20,7 +20,8 @@ from tokenfab.hardware import FABRICS, Chip
 class EffParams:
     """Efficiency parameters of one chip (defaults: datasheet-only priors, before any fit)."""
 
-    gemm_eff: float = 0.75        # fraction of 16-bit peak a large GEMM reaches
+    gemm_eff: float = 0.75        # fraction of 16-bit peak a large stand-alone GEMM reaches (wave-aligned shape)
+    engine_gemm_ratio: float = 0.9  # an engine step's GEMMs (fused epilogues, quantisation) vs that stand-alone GEMM
     lowp_ratio: float = 0.85      # 8/4-bit GEMMs reach this fraction of the 16-bit efficiency
     gemm_m_half: float = 16.0     # GEMM rows at which shape efficiency halves (small-M tiles idle)
     roof_q: float = 3.0           # soft roofline: t = (tc^q + tm^q)^(1/q); q -> inf is max()
@@ -48,7 +49,8 @@ class EffParams:
 
 
 # Parameters that may differ between hardware families (the rest are global).
-FAMILY_PARAMS = ("gemm_eff", "lowp_ratio", "mem_eff", "kv_mem_eff", "attn_eff", "t_step", "t_layer")
+FAMILY_PARAMS = ("gemm_eff", "engine_gemm_ratio", "lowp_ratio", "mem_eff", "kv_mem_eff", "attn_eff", "t_step",
+                 "t_layer")
 GLOBAL_PARAMS = ("gemm_m_half", "roof_q", "mem_latency", "t_kernel", "legacy_scale", "legacy_gqa_reread", "vllm_scale",
                  "moe_eff", "elem_scale")
 SCALAR_PARAMS = tuple(f.name for f in fields(EffParams) if f.name not in ("comm_alpha", "comm_eff"))
