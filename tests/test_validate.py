@@ -26,6 +26,13 @@ def test_loho_engine_scenarios_flagship_gpus(loho, hw):
     assert med <= 0.10
 
 
+@pytest.mark.parametrize("scenarios", [("gemm",), ("memcopy",), ("gemm", "memcopy", "allreduce")])
+def test_loho_microbenchmarks(loho, scenarios):
+    n, med = summary(loho, scenarios)
+    assert n >= 8
+    assert med <= 0.10
+
+
 def test_error_table_has_overall_line(loho):
     rows = error_table(loho)
     assert rows[-1].scenario == "all" and rows[-1].count == len(loho)

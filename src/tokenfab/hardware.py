@@ -163,6 +163,11 @@ class Chip:
     cloud_usd_hr: Range | None = None
     sources: dict[str, str] = field(default_factory=dict)
     energy: ChipEnergy | None = None
+    # Parallel compute units (NVIDIA SMs, AMD CUs) and the threads each keeps resident: GEMM tiles are
+    # scheduled in waves over the units, and a streaming kernel's bytes in flight scale with the threads.
+    # None for designs that publish neither (the models then skip those effects).
+    compute_units: int | None = None
+    threads_per_unit: int | None = None
 
     def compute_precision(self, precision: str) -> str:
         """The precision whose units actually run math stored in `precision` on this chip."""
@@ -206,6 +211,8 @@ def chip_from_record(rec: dict[str, Any]) -> Chip:
         cloud_usd_hr=Range.of(cloud.get("typical"), cloud.get("low"), cloud.get("high")),
         sources=dict(rec.get("sources") or {}),
         energy=_record_energy(rec, flops),
+        compute_units=int(rec["compute_units"]) if rec.get("compute_units") else None,
+        threads_per_unit=int(rec["threads_per_unit"]) if rec.get("threads_per_unit") else None,
     )
 
 

@@ -19,6 +19,7 @@ from tokenfab.deployment import Deployment, DeploymentError, kv_capacity_tokens
 from tokenfab.hardware import Chip, System
 from tokenfab.model import LayerGroup, ModelSpec, load_model
 from tokenfab.perf.collectives import allreduce_time, busbw
+from tokenfab.perf.kernels import STREAM_KERNELS, gemm_tile_efficiency, stream_bandwidth
 from tokenfab.perf.ops import GEMM, build_ops
 from tokenfab.perf.params import Calibration, EffParams, shipped_calibration
 from tokenfab.perf.shapes import StepShapes
@@ -341,10 +342,10 @@ def _plan_gemm(q: Query, chip: Chip) -> Plan:
         raise QueryError(str(err)) from None
     nbytes = (m * k + k * n + m * n) * PRECISION_BYTES[chip.compute_precision(precision)]
     lowp = PRECISION_BYTES[chip.compute_precision(precision)] < 2
+    tiles = float(gemm_tile_efficiency(m, n, k, chip.compute_units))
 
     def evaluate(p: EffParams) -> dict[str, float]:
-        rows = min(m, n)
-        eff = p.gemm_eff * (p.lowp_ratio if lowp else 1.0) * rows / (rows + p.gemm_m_half)
+        eff = p.gemm_eff * (p.lowp_ratio if lowp else 1.0) * tiles
         tc = np.array(2 * m * n * k / (peak * eff))
         tm = np.array(nbytes / (chip.mem_bw * p.mem_eff))
         t = float(soft_roofline(tc, tm, p.roof_q)) + p.t_kernel
@@ -353,8 +354,19 @@ def _plan_gemm(q: Query, chip: Chip) -> Plan:
 
 
 def _plan_memcopy(q: Query, chip: Chip) -> Plan:
+    shape = q.shape or {}
+    kernel = str(shape.get("kernel") or "copy")
+    if kernel not in STREAM_KERNELS:
+        raise QueryError(f"field 'shape.kernel' = {kernel!r}: allowed {', '.join(sorted(STREAM_KERNELS))}")
+    loads, stores = STREAM_KERNELS[kernel]
+    elem = float(shape.get("element_bytes") or 8)
+    if elem <= 0:
+        raise QueryError("field 'shape.element_bytes' must be a positive number of bytes")
+
     def evaluate(p: EffParams) -> dict[str, float]:
-        return {"memcopy_tbps": chip.mem_bw * p.mem_eff / 1e12}
+        bw = stream_bandwidth(chip.mem_bw * p.mem_eff, chip.compute_units, chip.threads_per_unit, loads, stores,
+                              elem, p.mem_latency)
+        return {"memcopy_tbps": bw / 1e12}
     return Plan(q, chip, evaluate)
 
 

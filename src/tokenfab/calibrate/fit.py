@@ -17,7 +17,7 @@ from datetime import date
 import numpy as np
 from scipy.optimize import least_squares
 
-from tokenfab.perf.params import FAMILY_PARAMS, SCALAR_PARAMS, Calibration, EffParams
+from tokenfab.perf.params import FAMILY_PARAMS, SCALAR_PARAMS, Calibration, EffParams, vendor_key
 from tokenfab.predict import Plan, QueryError, plan_query
 from tokenfab.queries import parse_query
 
@@ -28,6 +28,7 @@ FIT_SCENARIOS = ("offline", "static", "prefill", "layer", "gemm", "memcopy", "al
 BOUNDS: dict[str, tuple[float, float]] = {
     "gemm_eff": (0.3, 1.0), "lowp_ratio": (0.4, 1.0), "gemm_m_half": (1.0, 256.0), "roof_q": (1.5, 8.0),
     "mem_eff": (0.4, 1.0), "kv_mem_eff": (0.3, 1.0), "attn_eff": (0.1, 0.95), "t_step": (1e-5, 5e-3),
+    "mem_latency": (2e-7, 3e-6), "engine_gemm_ratio": (0.4, 1.2),
     "t_layer": (1e-7, 1e-4), "t_kernel": (1e-6, 5e-5), "legacy_scale": (0.5, 3.0), "vllm_scale": (0.5, 3.0),
     "moe_eff": (0.2, 1.0), "elem_scale": (0.5, 10.0), "legacy_gqa_reread": (0.01, 1.0),
 }
@@ -150,26 +151,31 @@ def _fit_family(points: list[Measured], glob: EffParams) -> dict[str, float]:
 
 def fit_calibration(points: list[Measured], source: str = "calibration.jsonl",
                     base: EffParams | None = None) -> Calibration:
-    """Global fit, then one refinement per hardware family with enough measurements."""
+    """Global fit, then one refinement per vendor, then one per hardware family relative to its vendor."""
     base = base or EffParams()
     points = [p for p in points if p.scenario in FIT_SCENARIOS]   # serving rows are checked, never fitted
     glob = _fit_global(points, base)
-    families: dict[str, dict[str, float]] = {}
+    by_vendor: dict[str, list[Measured]] = {}
     by_family: dict[str, list[Measured]] = {}
     for pt in points:
+        by_vendor.setdefault(vendor_key(pt.plan.chip), []).append(pt)
         by_family.setdefault(pt.family, []).append(pt)
+    vendors = {v: _fit_family(pts, glob) for v, pts in sorted(by_vendor.items()) if len(pts) >= MIN_FAMILY_POINTS}
+    families: dict[str, dict[str, float]] = {}
     for fam, pts in sorted(by_family.items()):
         if len(pts) >= MIN_FAMILY_POINTS:
-            families[fam] = _fit_family(pts, glob)
+            parent = glob.with_(**vendors.get(vendor_key(pts[0].plan.chip), {}))
+            families[fam] = _fit_family(pts, parent)
     provenance = {
         "data": source,
         "points": len(points),
         "hardware": sorted({p.hardware for p in points}),
+        "per_vendor_points": {v: len(p) for v, p in sorted(by_vendor.items())},
         "per_family_points": {f: len(p) for f, p in sorted(by_family.items())},
         "scenarios": sorted({p.scenario for p in points}),
-        "method": "scipy least_squares, soft_l1 on log(pred/measured); global stage then per-family ridge "
-                  f"(weight {FAMILY_RIDGE}, min {MIN_FAMILY_POINTS} points)",
+        "method": "scipy least_squares, soft_l1 on log(pred/measured); global stage, then per-vendor and per-family "
+                  f"ridge stages (weight {FAMILY_RIDGE}, min {MIN_FAMILY_POINTS} points)",
         "date": date.today().isoformat(),
         "priors": asdict(base),
     }
-    return Calibration(glob, families, provenance)
+    return Calibration(glob, families, provenance, vendors)

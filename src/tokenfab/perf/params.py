@@ -20,11 +20,13 @@ from tokenfab.hardware import FABRICS, Chip
 class EffParams:
     """Efficiency parameters of one chip (defaults: datasheet-only priors, before any fit)."""
 
-    gemm_eff: float = 0.75        # fraction of 16-bit peak a large GEMM reaches
+    gemm_eff: float = 0.75        # fraction of 16-bit peak a large stand-alone GEMM reaches (wave-aligned shape)
+    engine_gemm_ratio: float = 0.9  # an engine step's GEMMs (fused epilogues, quantisation) vs that stand-alone GEMM
     lowp_ratio: float = 0.85      # 8/4-bit GEMMs reach this fraction of the 16-bit efficiency
     gemm_m_half: float = 16.0     # GEMM rows at which shape efficiency halves (small-M tiles idle)
     roof_q: float = 3.0           # soft roofline: t = (tc^q + tm^q)^(1/q); q -> inf is max()
     mem_eff: float = 0.85         # fraction of peak memory bandwidth for streaming weights
+    mem_latency: float = 8.0e-7   # loaded device-memory latency seen by a streaming kernel's threads (s)
     kv_mem_eff: float = 0.85      # paged decode attention reads KV at this fraction of mem_eff
     attn_eff: float = 0.45        # fraction of 16-bit peak reached by prefill (flash) attention
     elem_scale: float = 1.0       # norms/rotary/activation/residual kernels vs six ideal streaming passes
@@ -47,33 +49,44 @@ class EffParams:
 
 
 # Parameters that may differ between hardware families (the rest are global).
-FAMILY_PARAMS = ("gemm_eff", "lowp_ratio", "mem_eff", "kv_mem_eff", "attn_eff", "t_step", "t_layer")
-GLOBAL_PARAMS = ("gemm_m_half", "roof_q", "t_kernel", "legacy_scale", "legacy_gqa_reread", "vllm_scale",
+FAMILY_PARAMS = ("gemm_eff", "engine_gemm_ratio", "lowp_ratio", "mem_eff", "kv_mem_eff", "attn_eff", "t_step",
+                 "t_layer")
+GLOBAL_PARAMS = ("gemm_m_half", "roof_q", "mem_latency", "t_kernel", "legacy_scale", "legacy_gqa_reread", "vllm_scale",
                  "moe_eff", "elem_scale")
 SCALAR_PARAMS = tuple(f.name for f in fields(EffParams) if f.name not in ("comm_alpha", "comm_eff"))
 assert set(FAMILY_PARAMS) | set(GLOBAL_PARAMS) == set(SCALAR_PARAMS)
 assert set(EffParams().comm_alpha) == set(FABRICS)
 
 
+def vendor_key(chip: Chip) -> str:
+    """The vendor level of the parameter hierarchy: chips of one vendor share compilers and math libraries."""
+    return chip.vendor.strip().lower() or "other"
+
+
 @dataclass(frozen=True)
 class Calibration:
-    """Global parameters plus per-family overrides, with the provenance of the fit."""
+    """Global parameters, per-vendor then per-family overrides, with the provenance of the fit.
+
+    A chip takes its family's values if its family was measured, else its vendor's, else the global ones.
+    """
 
     global_params: EffParams
     family: dict[str, dict[str, float]]
     provenance: dict[str, Any]
+    vendor: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def for_chip(self, chip: Chip) -> EffParams:
-        overrides = self.family.get(chip.family, {})
+        overrides = {**self.vendor.get(vendor_key(chip), {}), **self.family.get(chip.family, {})}
         return self.global_params.with_(**overrides) if overrides else self.global_params
 
     def to_json(self) -> dict[str, Any]:
-        return {"global": asdict(self.global_params), "family": self.family, "provenance": self.provenance}
+        return {"global": asdict(self.global_params), "vendor": self.vendor, "family": self.family,
+                "provenance": self.provenance}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Calibration:
         return cls(EffParams(**data["global"]), {k: dict(v) for k, v in data["family"].items()},
-                   dict(data.get("provenance", {})))
+                   dict(data.get("provenance", {})), {k: dict(v) for k, v in data.get("vendor", {}).items()})
 
 
 UNCALIBRATED = Calibration(EffParams(), {}, {"note": "datasheet-only defaults, no fit"})

@@ -46,8 +46,10 @@ def engine_scale(engine: str, params: EffParams) -> float:
 def op_times(table: OpTable, chip: Chip, params: EffParams, engine: str = "trtllm") -> tuple[np.ndarray, np.ndarray]:
     """Compute-limited and memory-limited time of every operator, arrays (S, n)."""
     kind = table.kind
+    # Engines run autotuned (split-K / stream-K) GEMM kernels that avoid the wave tails of a stand-alone
+    # library call, so their small-M loss is the smooth rows/(rows + m_half) curve, not tile quantisation.
     shape_eff = np.where(table.gemm_m > 0, table.gemm_m / (table.gemm_m + params.gemm_m_half), 1.0)
-    gemm_eff = (params.gemm_eff * np.where(table.lowp, params.lowp_ratio, 1.0)
+    gemm_eff = (params.gemm_eff * params.engine_gemm_ratio * np.where(table.lowp, params.lowp_ratio, 1.0)
                 * np.where(table.expert, params.moe_eff, 1.0))
     eff_c = np.where(kind == GEMM, gemm_eff * shape_eff, params.attn_eff)
     kv_eff = params.mem_eff * params.kv_mem_eff
