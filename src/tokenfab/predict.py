@@ -7,7 +7,7 @@ schedules), so calibration can re-time hundreds of queries per trial parameter s
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -288,12 +288,16 @@ _PLANNERS: dict[str, Callable[[Query, Chip], Plan]] = {
 }
 
 
-def plan_query(q: Query) -> Plan:
-    """Build the parameter-independent part of a query's answer (raises `QueryError`)."""
-    try:
-        chip = load_chip(q.hardware)
-    except KeyError as err:
-        raise QueryError(str(err)) from None
+def plan_query(q: Query, chips: Mapping[str, Chip] | None = None) -> Plan:
+    """Build the parameter-independent part of a query's answer (raises `QueryError`).
+    `chips`: devices outside the catalog (a measured CPU of a device profile), by id."""
+    if chips and q.hardware in chips:
+        chip = chips[q.hardware]
+    else:
+        try:
+            chip = load_chip(q.hardware)
+        except KeyError as err:
+            raise QueryError(str(err)) from None
     planner = _PLANNERS.get(q.scenario, _plan_engine)
     plan = planner(q, chip)
     group = q.devices if q.scenario == "allreduce" else (q.tp or 1)
@@ -321,8 +325,9 @@ def _round(value: float) -> float:
 
 def predict_one(q: Query, calibration: Calibration | None = None) -> dict[str, Any]:
     """The JSON object `predict` prints for one query: predicted metrics, or a one-line error."""
+    chips = calibration.extra_chips() if calibration else None
     try:
-        return {"id": q.id, "predicted": answer(plan_query(q), calibration)}
+        return {"id": q.id, "predicted": answer(plan_query(q, chips), calibration)}
     except (QueryError, DeploymentError) as err:
         return {"id": q.id, "error": str(err)}
 

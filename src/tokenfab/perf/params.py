@@ -13,7 +13,7 @@ from functools import cache
 from typing import Any
 
 from tokenfab import catalog
-from tokenfab.hardware import FABRICS, Chip
+from tokenfab.hardware import FABRICS, Chip, chip_from_record
 
 
 @dataclass(frozen=True)
@@ -57,23 +57,41 @@ assert set(EffParams().comm_alpha) == set(FABRICS)
 
 @dataclass(frozen=True)
 class Calibration:
-    """Global parameters plus per-family overrides, with the provenance of the fit."""
+    """Global parameters plus per-family overrides, with the provenance of the fit.
+
+    A profile measured on one device (`tokenfab calibrate --device`) adds `hardware` overrides for that
+    device id only, so it refines that device and leaves every other prediction as the published fit
+    had it; `chips` carries catalog-format records of devices that are not in the catalog (a CPU,
+    measured rather than taken from a datasheet).
+    """
 
     global_params: EffParams
     family: dict[str, dict[str, float]]
     provenance: dict[str, Any]
+    hardware: dict[str, dict[str, float]] = field(default_factory=dict)
+    chips: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def for_chip(self, chip: Chip) -> EffParams:
-        overrides = self.family.get(chip.family, {})
+        overrides = {**self.family.get(chip.family, {}), **self.hardware.get(chip.id, {})}
         return self.global_params.with_(**overrides) if overrides else self.global_params
 
+    def extra_chips(self) -> dict[str, Chip]:
+        """The devices this profile describes that the catalog does not have, by id."""
+        return {hw_id: chip_from_record(rec) for hw_id, rec in self.chips.items()}
+
     def to_json(self) -> dict[str, Any]:
-        return {"global": asdict(self.global_params), "family": self.family, "provenance": self.provenance}
+        data = {"global": asdict(self.global_params), "family": self.family, "provenance": self.provenance}
+        if self.hardware:
+            data["hardware"] = self.hardware
+        if self.chips:
+            data["chips"] = self.chips
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Calibration:
         return cls(EffParams(**data["global"]), {k: dict(v) for k, v in data["family"].items()},
-                   dict(data.get("provenance", {})))
+                   dict(data.get("provenance", {})), {k: dict(v) for k, v in data.get("hardware", {}).items()},
+                   {k: dict(v) for k, v in data.get("chips", {}).items()})
 
 
 UNCALIBRATED = Calibration(EffParams(), {}, {"note": "datasheet-only defaults, no fit"})
