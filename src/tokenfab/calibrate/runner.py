@@ -6,8 +6,9 @@ only (query rows, microbenchmark figures, the chip and provenance); fitting is `
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from tokenfab.calibrate.device import hardware_for_gpu, measured_cpu_record, physical_memory_bytes
@@ -64,7 +65,9 @@ def measure(device: str, hardware: str | None = None, model: str | None = None, 
 
     if progress:
         progress("microbenchmarks")
+    t0 = time.perf_counter()
     micro = run_microbench(dev, spec, hw, engine, precisions)
+    t1 = time.perf_counter()
     record = None
     if chip is None:
         record = measured_cpu_record(info["cpu_name"], dev.threads, {"bf16": micro.best_flops["bf16"]},
@@ -79,7 +82,8 @@ def measure(device: str, hardware: str | None = None, model: str | None = None, 
     del llama
     if dev.is_cuda:
         torch.cuda.empty_cache()
-    info.update({"model": model, "engine": engine, "precisions": list(precisions), "grid": grid.__dict__})
+    info.update({"model": model, "engine": engine, "precisions": list(precisions), "grid": grid.__dict__,
+                 "wall_s": {"microbench": t1 - t0, "steps": time.perf_counter() - t1}})
     return DeviceRun(chip, record, spec, model, micro, steps, info)
 
 
@@ -88,7 +92,4 @@ def _fit_memory(dev: Any, spec: ModelSpec, grid: StepGrid) -> StepGrid:
     free, _total = dev.torch.cuda.mem_get_info(dev.device)
     weights = spec.total_params * 2.0
     kv_tokens = int(max(0.8 * free - weights, 0) / spec.kv_bytes_per_token("bf16"))
-    if kv_tokens < grid.max_decode_tokens:
-        from dataclasses import replace
-        return replace(grid, max_decode_tokens=kv_tokens)
-    return grid
+    return replace(grid, max_decode_tokens=kv_tokens) if kv_tokens < grid.max_decode_tokens else grid

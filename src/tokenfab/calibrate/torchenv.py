@@ -15,7 +15,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from typing import Any
 
 DEVICES = ("cpu", "cuda")
@@ -157,7 +157,7 @@ def describe(dev: TorchDevice) -> dict[str, Any]:
         "python": platform.python_version(),
         "host_cpu": cpu_name(),
         "threads": dev.threads,
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),  # noqa: UP017 - GPU hosts may run 3.10
     }
     if dev.is_cuda:
         props = torch.cuda.get_device_properties(dev.device)
