@@ -38,3 +38,12 @@ def test_measured_cpu_record_is_a_chip_labelled_as_measured():
     assert chip.id == "cpu" and chip.family == "cpu"
     assert chip.peak("bf16") == pytest.approx(2e11) and chip.mem_bw == pytest.approx(2.5e10)
     assert "measured" in chip.name and all("measured" in s or "operating system" in s for s in chip.sources.values())
+
+
+def test_tokenfab_does_not_need_torch():
+    import subprocess
+    import sys
+    code = ("import sys; import tokenfab.cli, tokenfab.calibrate, tokenfab.calibrate.runner, "
+            "tokenfab.calibrate.holdout, tokenfab.validate; print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
