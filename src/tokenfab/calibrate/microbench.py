@@ -8,6 +8,7 @@ have no query scenario of their own; they set the starting values of the paramet
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -116,16 +117,39 @@ def run_memcopy(dev: TorchDevice, hardware: str, engine: str, out: Microbench) -
                          f"tensor.copy_ of {nbytes / 2**20:.0f} MiB, bytes read + written, median of repeats"))
 
 
+# Whether grouped-KV attention runs natively (`enable_gqa` on a fused kernel) per device kind; decided on
+# the first (warm-up) call and kept, so a CUDA graph captures the same path that was warmed up.
+GQA_NATIVE: dict[str, bool] = {}
+
+
+def _fused_kernels_only(dev: TorchDevice) -> Any:
+    """On a GPU, forbid SDPA's math fallback (it would materialise the L x L scores): fail instead."""
+    if not dev.is_cuda:
+        return contextlib.nullcontext()
+    try:
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+    except ImportError:  # torch < 2.3
+        return contextlib.nullcontext()
+    names = ("FLASH_ATTENTION", "EFFICIENT_ATTENTION", "CUDNN_ATTENTION")
+    return sdpa_kernel([getattr(SDPBackend, n) for n in names if hasattr(SDPBackend, n)])
+
+
 def _sdpa(dev: TorchDevice, q: Any, k: Any, v: Any, causal: bool) -> Any:
-    """Attention with grouped KV heads, without copying K/V where the torch version allows it."""
+    """Attention with grouped KV heads: natively where the torch version and kernels allow it, else with K/V
+    repeated per query head (a copy, small next to a compute-bound prefill)."""
     f = dev.torch.nn.functional.scaled_dot_product_attention
     if q.shape[1] == k.shape[1]:
         return f(q, k, v, is_causal=causal)
-    try:
-        return f(q, k, v, is_causal=causal, enable_gqa=True)
-    except TypeError:  # torch < 2.5
-        group = q.shape[1] // k.shape[1]
-        return f(q, k.repeat_interleave(group, 1), v.repeat_interleave(group, 1), is_causal=causal)
+    if GQA_NATIVE.get(dev.kind, True):
+        try:
+            with _fused_kernels_only(dev):
+                out = f(q, k, v, is_causal=causal, enable_gqa=True)
+            GQA_NATIVE[dev.kind] = True
+            return out
+        except (TypeError, RuntimeError):  # torch < 2.5, or no fused kernel takes these inputs
+            GQA_NATIVE[dev.kind] = False
+    group = q.shape[1] // k.shape[1]
+    return f(q, k.repeat_interleave(group, 1), v.repeat_interleave(group, 1), is_causal=causal)
 
 
 def run_attention(dev: TorchDevice, spec: ModelSpec, out: Microbench) -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from tokenfab.calibrate.device import hardware_for_gpu, measured_cpu_record, physical_memory_bytes
-from tokenfab.calibrate.microbench import Microbench, fp8_available, run_microbench
+from tokenfab.calibrate.microbench import GQA_NATIVE, Microbench, fp8_available, run_microbench
 from tokenfab.calibrate.model_bench import CPU_GRID, GPU_GRID, StepGrid, TorchLlama, check_llama, step_row, time_steps
 from tokenfab.calibrate.torchenv import DeviceError, describe, open_device
 from tokenfab.hardware import Chip, chip_from_record, load_chip
@@ -83,7 +83,8 @@ def measure(device: str, hardware: str | None = None, model: str | None = None, 
     if dev.is_cuda:
         torch.cuda.empty_cache()
     info.update({"model": model, "engine": engine, "precisions": list(precisions), "grid": grid.__dict__,
-                 "wall_s": {"microbench": t1 - t0, "steps": time.perf_counter() - t1}})
+                 "wall_s": {"microbench": t1 - t0, "steps": time.perf_counter() - t1},
+                 "gqa_attention": "native" if GQA_NATIVE.get(dev.kind, True) else "K/V repeated per head"})
     return DeviceRun(chip, record, spec, model, micro, steps, info)
 
 
