@@ -165,16 +165,16 @@ def _measured(data: Path, chips: Any = None):
 @app.command()
 def calibrate(
     data: Annotated[Path | None, typer.Option(help="measured queries (JSONL with 'value') to fit")] = None,
-    device: Annotated[str | None, typer.Option(help="measure this machine instead: cuda or cpu (needs tokenfab[gpu])")
-                      ] = None,
+    device: Annotated[str | None, typer.Option(help="measure this machine instead: cuda or cpu (needs PyTorch: "
+                                               "the gpu extra)")] = None,
     out_path: Annotated[Path | None, typer.Option("--out", help="where to write the profile "
-                                                  "[default: calibration.json, or profile.json with --device]")] = None,
+                                                  "(default: calibration.json, or profile.json with --device)")] = None,
     steps: Annotated[Path | None, typer.Option(help="with --device: also write the measured step times (JSONL "
                                                "query rows, for validate --data)")] = None,
     hardware: Annotated[str | None, typer.Option(help="with --device cuda: catalog id of the GPU, when its name "
                                                  "is not recognised")] = None,
-    model: Annotated[str | None, typer.Option(help="with --device: Llama-architecture model to time [default: "
-                                              "llama-3.1-8b on cuda, llama-tiny on cpu]")] = None,
+    model: Annotated[str | None, typer.Option(help="with --device: Llama-architecture model to time (default: "
+                                              "llama-3.1-8b on cuda, llama-tiny on cpu)")] = None,
 ) -> None:
     """Fit the efficiency parameters to measured data, or measure this machine's GPU/CPU into a profile."""
     if (data is None) == (device is None):
@@ -182,6 +182,9 @@ def calibrate(
     if device is not None:
         _calibrate_device(device, out_path or Path("profile.json"), steps, hardware, model)
         return
+    for flag, value in (("--steps", steps), ("--hardware", hardware), ("--model", model)):
+        if value is not None:
+            fail(f"{flag} applies to --device (measuring this machine), not to --data")
     from tokenfab.calibrate import fit_calibration
     out_path = out_path or Path("calibration.json")
     points, skipped = _measured(data)
