@@ -17,12 +17,14 @@ Writes to OUTDIR:
   validation.json      held-out errors: calibrated vs uncalibrated vs published fit, targets, provenance
 Re-check later without the GPU:
   tokenfab validate --data OUTDIR/steps-check.jsonl --calibration OUTDIR/profile-half.json
+  python benchmarks/gpu_calibrate.py OUTDIR --refit     # fit and check again from the saved measurements
 Expected wall time on an H100/H200: about 2-3 minutes (budget 8). Needs torch with CUDA on the machine.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -30,9 +32,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # run from a checkout, installed or not
 
 from tokenfab.calibrate.holdout import run_holdout  # noqa: E402
+from tokenfab.calibrate.microbench import Microbench  # noqa: E402
 from tokenfab.calibrate.profile import fit_device, profile_json, write_json_atomic, write_jsonl_atomic  # noqa: E402
-from tokenfab.calibrate.runner import measure  # noqa: E402
+from tokenfab.calibrate.runner import DeviceRun, measure  # noqa: E402
 from tokenfab.calibrate.torchenv import DeviceError  # noqa: E402
+from tokenfab.hardware import chip_from_record, load_chip  # noqa: E402
+from tokenfab.model import load_model  # noqa: E402
 from tokenfab.perf.params import shipped_calibration  # noqa: E402
 
 
@@ -42,21 +47,26 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="cuda", choices=("cuda", "cpu"))
     ap.add_argument("--hardware", default=None, help="catalog id, when the GPU's name is not recognised")
     ap.add_argument("--model", default=None, help="Llama-architecture model id or config.json")
+    ap.add_argument("--refit", action="store_true", help="measure nothing: fit and check OUTDIR's saved data again")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     args.outdir.mkdir(parents=True, exist_ok=True)
+    out = args.outdir
 
     def progress(what: str) -> None:
         print(f"[{time.perf_counter() - t0:6.1f}s] {what}", flush=True)
-    try:
-        run = measure(args.device, args.hardware, args.model, progress=progress)
-    except DeviceError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    if args.refit:
+        run = load_saved(out)
+    else:
+        try:
+            run = measure(args.device, args.hardware, args.model, progress=progress)
+        except DeviceError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        write_json_atomic(out / "microbench.json", {"provenance": run.provenance, "chip_record": run.chip_record,
+                                                    **run.microbench.to_json()})
+        write_jsonl_atomic(out / "steps.jsonl", run.steps)
     measured_s = time.perf_counter() - t0
-    out = args.outdir
-    write_json_atomic(out / "microbench.json", {"provenance": run.provenance, **run.microbench.to_json()})
-    write_jsonl_atomic(out / "steps.jsonl", run.steps)
 
     progress("fitting on half the grid, checking on the other half")
     base = shipped_calibration()
@@ -80,6 +90,17 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wrote {', '.join(sorted(p.name for p in out.iterdir() if not p.name.startswith('.')))} to {out} "
           f"in {report['wall_s']['total']:.0f} s")
     return 0
+
+
+def load_saved(out: Path) -> DeviceRun:
+    """The measurements a previous run saved in `out`, as they came off the device."""
+    saved = json.loads((out / "microbench.json").read_text())
+    steps = [json.loads(line) for line in (out / "steps.jsonl").read_text().splitlines() if line.strip()]
+    record = saved.pop("chip_record", None)
+    provenance = saved.pop("provenance")
+    chip = chip_from_record(record) if record else load_chip(steps[0]["hardware"])
+    return DeviceRun(chip, record, load_model(provenance["model"]), provenance["model"], Microbench(**saved), steps,
+                     provenance)
 
 
 if __name__ == "__main__":

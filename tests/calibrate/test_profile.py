@@ -104,3 +104,25 @@ def test_check_writable_refuses_before_measuring(tmp_path):
         check_writable(tmp_path)
     check_writable(tmp_path / "profile.json")
 
+
+
+def test_gpu_script_refits_saved_measurements(synthetic_run, tmp_path):
+    """benchmarks/gpu_calibrate.py --refit: a GPU run's saved files can be fitted and checked again here."""
+    import importlib.util
+    from pathlib import Path
+
+    from tokenfab.calibrate.profile import write_jsonl_atomic
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "gpu_calibrate.py"
+    spec = importlib.util.spec_from_file_location("gpu_calibrate", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    prov = {**synthetic_run.provenance, "model": "llama-3.1-8b"}
+    write_json_atomic(tmp_path / "microbench.json", {"provenance": prov, "chip_record": None,
+                                                     **synthetic_run.microbench.to_json()})
+    write_jsonl_atomic(tmp_path / "steps.jsonl", synthetic_run.steps)
+    assert script.main([str(tmp_path), "--refit"]) == 0
+    report = json.loads((tmp_path / "validation.json").read_text())
+    assert report["hardware"] == "h100-sxm" and all(report["targets"]["met"].values())
+    for name in ("profile.json", "profile-half.json", "steps-fit.jsonl", "steps-check.jsonl"):
+        assert (tmp_path / name).is_file()
+    assert load_calibration(str(tmp_path / "profile.json")).hardware["h100-sxm"]
