@@ -75,14 +75,21 @@ def priors(start: EffParams, micro: Microbench, chip: Chip, spec: ModelSpec,
     if micro.kernel_s:
         changes["t_kernel"] = _clip("t_kernel", micro.kernel_s)
         changes["t_step"] = _clip("t_step", micro.kernel_s)   # one host round trip per step
-    small = [r for r in steps if r["scenario"] == "static"]
-    if small and micro.memcopy_bw:
-        # the smallest decode step, less the time to stream the weights once, is per-step overhead
-        r = min(small, key=lambda r: (r["batch"] * r["input_len"], r["batch"]))
-        ideal = spec.total_params * 2.0 / micro.memcopy_bw
-        spare = r["value"] / 1e3 - ideal - changes.get("t_step", start.t_step)
+    overhead = small_step_overhead(micro, spec, steps)
+    if overhead is not None:
+        spare = overhead - changes.get("t_step", start.t_step)
         changes["t_layer"] = _clip("t_layer", max(spare, 0.0) / spec.layers)
     return start.with_(**changes)
+
+
+def small_step_overhead(micro: Microbench, spec: ModelSpec, steps: list[Mapping[str, Any]]) -> float | None:
+    """Per-step overhead of a small-batch decode step: the smallest decode step measured, less the time to
+    stream the bf16 weights once at the measured copy bandwidth (seconds; None without the data)."""
+    small = [r for r in steps if r["scenario"] == "static"]
+    if not small or not micro.memcopy_bw:
+        return None
+    r = min(small, key=lambda r: (r["batch"] * r["input_len"], r["batch"]))
+    return max(r["value"] / 1e3 - spec.total_params * 2.0 / micro.memcopy_bw, 0.0)
 
 
 def fit_device(micro: Microbench, steps: list[Mapping[str, Any]], chip: Chip, spec: ModelSpec, base: Calibration,
@@ -97,6 +104,7 @@ def fit_device(micro: Microbench, steps: list[Mapping[str, Any]], chip: Chip, sp
     prov = {**dict(base.provenance), "device_profile": {
         **dict(provenance), "hardware": chip.id, "method": METHOD,
         "points": {"microbenchmarks": len(micro_points), "steps": len(step_points)},
+        "small_decode_step_overhead_s": small_step_overhead(micro, spec, steps),
         "priors": {n: getattr(start, n) for n in DEVICE_PARAMS}}}
     return Calibration(base.global_params, base.family, prov,
                        {**base.hardware, chip.id: {n: float(getattr(fitted, n)) for n in DEVICE_PARAMS}},
