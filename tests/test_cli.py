@@ -83,3 +83,43 @@ def test_validate_json_table(tmp_path, calibration_lines):
     out = json.loads(r.stdout)
     overall = [row for row in out["rows"] if row["scenario"] == "all"][0]
     assert overall["count"] >= 175
+
+
+def _one_line_error(args):
+    r = runner.invoke(app, args)
+    assert r.exit_code == 2, (args, r.output)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:"), r.stderr
+    return lines[0]
+
+
+def test_silicon_tco_breakeven_commands(tmp_path):
+    r = runner.invoke(app, ["silicon", "inference-hbm", "--samples", "2000"])
+    assert r.exit_code == 0, r.output
+    assert "yield" in r.stdout and "TDP estimate" in r.stdout and "NRE" in r.stdout
+    r = runner.invoke(app, ["silicon", "--check"])
+    assert r.exit_code == 0 and "median |error|" in r.stdout
+    r = runner.invoke(app, ["tco", "--hardware", "h100-sxm", "--model", "llama-3.1-8b", "--input-len", "1024",
+                            "--output-len", "256", "--samples", "2000"])
+    assert r.exit_code == 0, r.output
+    assert "capex share" in r.stdout and "cloud rental" in r.stdout
+    r = runner.invoke(app, ["breakeven", "--design", "inference-hbm", "--gpu", "h100-sxm", "--model", "llama-3.1-8b",
+                            "--input-len", "1024", "--output-len", "256", "--samples", "2000"])
+    assert r.exit_code == 0, r.output
+    assert "break-even volume" in r.stdout
+
+
+def test_design_bad_input_is_one_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("node: n5\nclock_ghz: [1\n")
+    assert "not valid YAML" in _one_line_error(["silicon", str(bad)])
+    bad.write_text("node: n9\nclock_ghz: 1\ncores: 4\nmatrix: {rows: 8, cols: 8, precisions: {bf16: 1}}\n")
+    assert "'node'" in _one_line_error(["silicon", str(bad)])
+    bad.write_text("node: n5\nclock_ghz: 1\ncores: 2048\nmatrix: {rows: 64, cols: 64, precisions: {bf16: 1}}\n")
+    assert "chiplets.count" in _one_line_error(["silicon", str(bad)])
+    bad.write_text("node: n5\nclock_ghz: 1\ncores: 4\nmatrix: {rows: 8, cols: 8, precisions: {bf16: 1}}\n"
+                   "memory: {type: HBM3E, stacks: 30, gb_per_stack: 24}\n")
+    assert "memory.stacks" in _one_line_error(["tco", "--hardware", str(bad), "--input-len", "9", "--output-len", "9"])
+    bad.write_text("node: n5\nclock_ghz: 1\ncores: 4\nmatrix: {rows: 8, cols: 8, precisions: {bf17: 1}}\n")
+    assert "matrix.precisions" in _one_line_error(["predict", "--scenario", "memcopy", "--hardware", str(bad)])
+    assert "preset" in _one_line_error(["tco", "--hardware", "h100-sxm", "--workload", "nosuch"])

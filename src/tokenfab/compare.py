@@ -29,6 +29,11 @@ class Option:
     usd_per_mtok_high: float | None
 
 
+def hardware_spec(chip: Chip) -> str:
+    """What names this chip in a query: its catalog id, or the design file it was built from."""
+    return chip.sources.get("design_path", chip.id)
+
+
 def _usd_per_mtok(usd_hr: float | None, tps_per_device: float) -> float | None:
     if not usd_hr:
         return None
@@ -43,7 +48,7 @@ def best_option(chip: Chip, model: str, isl: float, osl: float, calibration: Cal
         if not chip.supports(precision):
             continue
         for tp in TP_CHOICES:
-            q = Query(id="compare", scenario="offline", hardware=chip.id, model=model, devices=tp, tp=tp,
+            q = Query(id="compare", scenario="offline", hardware=hardware_spec(chip), model=model, devices=tp, tp=tp,
                       precision=precision, kv_precision=precision if precision != "fp4" else "fp8",
                       engine=engine, input_len=isl, output_len=osl, metric="output_tokens_per_s")
             try:

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tokenfab import catalog
+from tokenfab.constants import Draws
+from tokenfab.tech import parse_memory, parse_node, silicon_fit
 from tokenfab.units import GB, PRECISION_FALLBACK, TERA, GiB
 
 # Fabric kinds the collective model knows, each with its own alpha-beta parameters.
@@ -98,6 +100,47 @@ class Range:
         return cls(float(value), float(low if low is not None else value), float(high if high is not None else value))
 
 
+# mac_energy_pj has entries for these classes; other precisions borrow the nearest one
+ENERGY_CLASS = {"fp32": "fp32", "tf32": "fp32", "bf16": "bf16", "fp16": "bf16", "fp8": "fp8", "int8": "int8",
+                "fp6": "fp8", "fp4": "fp4", "int4": "fp4", "fp64": "fp32"}
+
+
+@dataclass(frozen=True)
+class ChipEnergy:
+    """Energy coefficients of a chip for the step-cost model (joules per step and watts)."""
+
+    pj_per_flop: dict[str, float]  # by compute precision, operand delivery included
+    dram_pj_per_bit: float
+    sram_pj_per_bit: float
+    link_pj_per_bit: float
+    static_w: float                # drawn whatever the load
+    cap_w: float                   # average power never exceeds it (the TDP)
+
+    def flop_pj(self, precision: str) -> float:
+        return self.pj_per_flop.get(precision, max(self.pj_per_flop.values()))
+
+
+def energy_coefficients(node: str, memory: str, precisions: list[str], tdp_w: float, d: Draws | None = None,
+                        operand_factor: float | None = None) -> ChipEnergy:
+    """Component energy model of a chip on `node` with `memory`, static share of `tdp_w`, capped by it."""
+    d = d or Draws()
+    k = silicon_fit()["operand_energy_factor"]["value"] if operand_factor is None else operand_factor
+    flop = {p: float(d("mac_energy_pj", ENERGY_CLASS.get(p, "bf16"), node)) / 2.0 * k for p in precisions}
+    dram = float(d("dram_pj_per_bit", memory)) if memory != "none" else 0.0
+    return ChipEnergy(flop, dram, float(d("sram_pj_per_bit")), float(d("link_pj_per_bit", "serdes")),
+                      float(d("static_power_share")) * tdp_w, tdp_w)
+
+
+def _record_energy(rec: dict[str, Any], flops: dict[str, float]) -> ChipEnergy | None:
+    """Catalog chips: node and memory from the record (N5 / HBM3 when unstated), bounded by the TDP."""
+    tdp = rec.get("tdp_w")
+    if not tdp or not flops:
+        return None
+    node = parse_node(rec.get("process_node")) or "n5"
+    memory = parse_memory((rec.get("memory") or {}).get("type")) or "HBM3"
+    return energy_coefficients(node, memory, list(flops), float(tdp))
+
+
 @dataclass(frozen=True)
 class Chip:
     """One accelerator as the models see it, in SI units."""
@@ -119,6 +162,7 @@ class Chip:
     price_usd: Range | None = None
     cloud_usd_hr: Range | None = None
     sources: dict[str, str] = field(default_factory=dict)
+    energy: ChipEnergy | None = None
 
     def compute_precision(self, precision: str) -> str:
         """The precision whose units actually run math stored in `precision` on this chip."""
@@ -161,6 +205,7 @@ def chip_from_record(rec: dict[str, Any]) -> Chip:
         price_usd=Range.of(price.get("value"), price.get("low"), price.get("high")),
         cloud_usd_hr=Range.of(cloud.get("typical"), cloud.get("low"), cloud.get("high")),
         sources=dict(rec.get("sources") or {}),
+        energy=_record_energy(rec, flops),
     )
 
 

@@ -14,8 +14,9 @@ from typing import Any
 import numpy as np
 
 from tokenfab import catalog
+from tokenfab.constants import Draws
 from tokenfab.deployment import Deployment, DeploymentError, kv_capacity_tokens
-from tokenfab.hardware import Chip, System, load_chip
+from tokenfab.hardware import Chip, System
 from tokenfab.model import LayerGroup, ModelSpec, load_model
 from tokenfab.perf.collectives import allreduce_time, busbw
 from tokenfab.perf.ops import GEMM, build_ops
@@ -24,6 +25,10 @@ from tokenfab.perf.shapes import StepShapes
 from tokenfab.perf.timing import StepCost, comm_time, op_times, soft_roofline, time_ops
 from tokenfab.queries import SCENARIO_METRICS, Query
 from tokenfab.serve.batching import max_concurrency, schedule_offline, static_batch, steady_state
+from tokenfab.serve.cluster import Pools, RequestArrays
+from tokenfab.serve.lengths import dataset_lengths
+from tokenfab.serve.simulate import ClassInfo, simulate
+from tokenfab.silicon import DesignError, resolve_chip
 from tokenfab.units import PRECISION_BYTES
 
 # MLPerf rows carry no mean prompt length; each MLPerf model maps to its dataset preset.
@@ -69,7 +74,7 @@ def _deployment(q: Query, model: ModelSpec, chip: Chip) -> Deployment:
     precision = q.precision or "bf16"
     if precision not in PRECISION_BYTES:
         raise QueryError(f"field 'precision' = {precision!r}: allowed {', '.join(sorted(PRECISION_BYTES))}")
-    kv = q.kv_precision or (precision if PRECISION_BYTES[precision] >= 2 else "fp16")
+    kv = q.kv_precision or (precision if PRECISION_BYTES[precision] >= 1 else "fp8")
     dep = Deployment(tp=q.tp or 1, pp=q.pp or 1, ep=q.ep or 1, weight_precision=precision,
                      act_precision=precision, kv_precision=kv, engine=q.engine, max_batch=q.max_batch)
     try:
@@ -86,13 +91,21 @@ def _replicas(q: Query) -> int:
     return q.replicas or max(q.devices // ((q.tp or 1) * (q.pp or 1)), 1)
 
 
+def host_power_w() -> float:
+    """Server power at the wall per accelerator slot besides the accelerator (CPUs, fans, NICs, PSU loss)."""
+    return float(Draws()("server_host_power_w_per_accelerator"))
+
+
 def _throughput_metrics(q: Query, out_tps: float, isl: float, osl: float, energy_j: float,
                         seconds: float, out_tokens: float) -> dict[str, float]:
     """Per-system throughput plus the per-device, total-token, request and energy variants.
-    `energy_j`, `seconds` and `out_tokens` describe one replica; power is scaled to all replicas."""
+    `energy_j`, `seconds` and `out_tokens` describe one replica; power is scaled to all replicas.
+    Energy is the accelerators' (prefill charged to output tokens); `_wall` adds the rest of the server."""
     total = out_tps
     power = energy_j / seconds
     replicas = _replicas(q)
+    chips = q.devices / replicas
+    wall_j = energy_j + host_power_w() * chips * seconds
     return {
         "output_tokens_per_s": total,
         "output_tokens_per_s_per_device": total / q.devices,
@@ -100,6 +113,7 @@ def _throughput_metrics(q: Query, out_tps: float, isl: float, osl: float, energy
         "requests_per_s": total / osl,
         "avg_power_w": power * replicas,
         "joules_per_output_token": energy_j / out_tokens,
+        "joules_per_output_token_wall": wall_j / out_tokens,
     }
 
 
@@ -172,7 +186,82 @@ def _plan_engine(q: Query, chip: Chip) -> Plan:
             m["concurrency"] = float(conc)
             return m
         return Plan(q, chip, evaluate_offline)
-    raise QueryError(f"scenario {q.scenario!r} needs the serving simulator, which is not built yet")
+    return _plan_serving(q, model, chip, dep, replicas, isl, osl)
+
+
+# Requests simulated for a serving query whose source does not say how many it sent.
+SERVING_REQUESTS = 3000
+SERVING_SEED = 0
+# MLPerf Server runs last at least 600 s, so their percentiles are steady-state figures; the simulation
+# sends as many requests as the achieved rate delivers in that time.
+# https://github.com/mlcommons/inference_policies/blob/master/inference_rules.adoc (min_duration)
+MLPERF_MIN_DURATION_S = 600.0
+# ...capped so that a whole validation run stays interactive; 20,000 requests put the fill-up transient
+# (about one request lifetime, 10-40 s) under a tenth of the simulated window.
+MAX_SERVING_REQUESTS = 20000
+_SIMULATIONS: dict[tuple, dict[str, float]] = {}   # identical serving queries (other metric) share one run
+# what a serving answer reports: rates, latencies (ms) and energy
+_SERVING_SUFFIXES = ("_per_s", "_mean", "_p50", "_p90", "_p99", "_w", "_token", "_batch")
+
+
+def _plan_serving(q: Query, model: ModelSpec, chip: Chip, dep: Deployment, replicas: int, isl: float,
+                  osl: float) -> Plan:
+    """`server` (Poisson at `rate` for the whole system) and `concurrency` (closed loop) through the simulator."""
+    if q.scenario == "server" and not q.rate:
+        raise QueryError("field 'rate' is required for scenario 'server' (requests/s, > 0)")
+    if q.scenario == "concurrency" and not q.concurrency:
+        raise QueryError("field 'concurrency' is required for scenario 'concurrency' (requests in flight, >= 1)")
+    match = _REQUESTS.search(q.note or "")
+    if match:
+        n = int(match.group(1).replace(",", ""))
+    elif q.scenario == "server" and q.engine.startswith("mlperf"):
+        n = min(int(q.rate * MLPERF_MIN_DURATION_S), MAX_SERVING_REQUESTS)
+    else:
+        n = SERVING_REQUESTS
+    inputs, outputs = _serving_lengths(q, isl, osl, n)
+    table = _request_table(q, inputs, outputs)
+    pools = Pools(replicas=replicas)
+    config = q.model_dump(exclude={"id", "metric", "note", "shape", "batch"})
+
+    def evaluate(p: EffParams) -> dict[str, float]:
+        key = (repr(sorted(config.items())), n, repr(p))
+        if key not in _SIMULATIONS:
+            m = simulate(model, chip, dep, [table], [ClassInfo("all")], pools, p).metrics
+            out = {k: float(v) for k, v in m.items() if k.endswith(_SERVING_SUFFIXES) and float(v) > 0}
+            if q.scenario == "server":
+                out["output_tokens_per_s"] = out["steady_output_tokens_per_s"]
+            mean_in = float(inputs.mean())
+            out["requests_per_s"] = out["output_tokens_per_s"] / float(outputs.mean())
+            out["output_tokens_per_s_per_device"] = out["output_tokens_per_s"] / q.devices
+            out["total_tokens_per_s_per_device"] = out["requests_per_s"] * (mean_in + outputs.mean()) / q.devices
+            if len(_SIMULATIONS) > 256:
+                _SIMULATIONS.clear()
+            _SIMULATIONS[key] = out
+        return _SIMULATIONS[key]
+    return Plan(q, chip, evaluate)
+
+
+def _serving_lengths(q: Query, isl: float, osl: float, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-request lengths: fixed when the query says so, else drawn from the dataset preset's distribution."""
+    if q.input_len_exact or q.input_len is not None:
+        return np.full(n, int(round(isl))), np.full(n, int(round(osl)))
+    name = q.dataset or MLPERF_DATASETS.get(q.model or "")
+    preset = catalog.datasets().get(name or "")
+    if preset is None:
+        return np.full(n, int(round(isl))), np.full(n, int(round(osl)))
+    rng = np.random.default_rng(SERVING_SEED)
+    return dataset_lengths(preset, rng, n, osl)
+
+
+def _request_table(q: Query, inputs: np.ndarray, outputs: np.ndarray) -> RequestArrays:
+    n = inputs.size
+    rng = np.random.default_rng(SERVING_SEED + 1)
+    if q.scenario == "server":
+        arrival = np.cumsum(rng.exponential(1.0 / float(q.rate), n))
+    else:
+        arrival = np.full(n, np.nan)
+        arrival[: q.concurrency] = 0.0
+    return RequestArrays.single_turn(arrival, inputs, outputs)
 
 
 _REQUESTS = re.compile(r"(\d[\d,]*) requests")
@@ -291,13 +380,10 @@ _PLANNERS: dict[str, Callable[[Query, Chip], Plan]] = {
 def plan_query(q: Query, chips: Mapping[str, Chip] | None = None) -> Plan:
     """Build the parameter-independent part of a query's answer (raises `QueryError`).
     `chips`: devices outside the catalog (a measured CPU of a device profile), by id."""
-    if chips and q.hardware in chips:
-        chip = chips[q.hardware]
-    else:
-        try:
-            chip = load_chip(q.hardware)
-        except KeyError as err:
-            raise QueryError(str(err)) from None
+    try:
+        chip = chips[q.hardware] if chips and q.hardware in chips else resolve_chip(q.hardware)
+    except (KeyError, DesignError) as err:
+        raise QueryError(str(err)) from None
     planner = _PLANNERS.get(q.scenario, _plan_engine)
     plan = planner(q, chip)
     group = q.devices if q.scenario == "allreduce" else (q.tp or 1)

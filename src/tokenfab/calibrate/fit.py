@@ -22,7 +22,7 @@ from tokenfab.perf.params import FAMILY_PARAMS, SCALAR_PARAMS, Calibration, EffP
 from tokenfab.predict import Plan, QueryError, plan_query
 from tokenfab.queries import parse_query
 
-# Scenarios the fit uses; server/concurrency wait for the serving simulator.
+# Scenarios the fit uses. Serving rows (server/concurrency) are held out: they check the simulator.
 FIT_SCENARIOS = ("offline", "static", "prefill", "layer", "gemm", "memcopy", "allreduce")
 
 # log10 bounds of every fitted parameter: physically meaningful ranges, not tuning knobs
@@ -164,6 +164,7 @@ def fit_calibration(points: list[Measured], source: str = "calibration.jsonl",
                     base: EffParams | None = None) -> Calibration:
     """Global fit, then one refinement per hardware family with enough measurements."""
     base = base or EffParams()
+    points = [p for p in points if p.scenario in FIT_SCENARIOS]   # serving rows are checked, never fitted
     glob = _fit_global(points, base)
     families: dict[str, dict[str, float]] = {}
     by_family: dict[str, list[Measured]] = {}

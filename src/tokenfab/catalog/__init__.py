@@ -43,8 +43,18 @@ def accelerators() -> dict[str, dict[str, Any]]:
 
 @cache
 def constants() -> dict[str, dict[str, Any]]:
-    """Silicon, energy and economic constants, each with value, unit, source and confidence."""
-    return _read_yaml("hardware.yaml")["constants"]
+    """Silicon, energy and economic constants, each with value, unit, source and confidence.
+
+    hardware.yaml's researched constants plus silicon.yaml's (node tables, building blocks, TCO inputs),
+    which never repeats a name of the first file."""
+    merged = dict(_read_yaml("hardware.yaml")["constants"])
+    if (DATA / "silicon.yaml").is_file():
+        extra = _read_yaml("silicon.yaml")["constants"]
+        clash = set(extra) & set(merged)
+        if clash:
+            raise ValueError(f"constants defined twice: {sorted(clash)}")
+        merged.update(extra)
+    return merged
 
 
 def accelerator(hw_id: str) -> dict[str, Any]:
@@ -88,5 +98,27 @@ def engines() -> dict[str, dict[str, Any]]:
     return _read_yaml("engines.yaml")["engines"]
 
 
+@cache
+def workloads() -> dict[str, dict[str, Any]]:
+    """Traffic presets (classes, length distributions, SLOs, arrivals), every figure with its source."""
+    return _read_yaml("workloads.yaml")["workloads"]
+
+
 def calibration_path() -> Any:
     return DATA / "calibration.json"
+
+
+@cache
+def silicon_fit() -> dict[str, Any]:
+    """The silicon model's fitted scales (written by `tokenfab silicon --refit`); neutral ones if absent."""
+    path = DATA / "silicon_fit.json"
+    if not path.is_file():
+        return {"logic_area_scale": {"value": 3.0}, "control_block_mm2": {"value": 150.0},
+                "operand_energy_factor": {"value": 1.0}, "static_w_per_mm2": {"value": 0.1},
+                "area_error": {"p10": 0.0, "p90": 0.0}, "tdp_error": {"p10": 0.0, "p90": 0.0}}
+    return json.loads(path.read_text())
+
+
+def design_dir() -> Any:
+    """Shipped chip designs: the examples and the published chips the silicon model is checked on."""
+    return DATA / "designs"

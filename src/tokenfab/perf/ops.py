@@ -39,6 +39,7 @@ class OpTable:
     kind: np.ndarray           # (n,) operator kind
     lowp: np.ndarray           # (n,) True where the math runs on 8/4-bit units
     peak: np.ndarray           # (n,) peak FLOP/s of the units each operator runs on
+    pj_per_flop: np.ndarray    # (n,) energy per FLOP of those units (0 when the chip has no energy model)
     names: tuple[str, ...]
     comm_bytes: np.ndarray     # (S,) bytes per all-reduce (per call)
     comm_calls: float          # all-reduces per step on each device
@@ -47,6 +48,10 @@ class OpTable:
     pp: int
     expert: np.ndarray         # (n,) True for routed-expert GEMMs
     gqa_group: float           # query heads per KV head (1 for MHA and MLA)
+
+
+def _flop_pj(chip: Chip, precision: str) -> float:
+    return chip.energy.flop_pj(precision) if chip.energy else 0.0
 
 
 def _expert_hits(experts: int, top_k: int, tokens: np.ndarray) -> np.ndarray:
@@ -67,6 +72,7 @@ def build_ops(model: ModelSpec, chip: Chip, dep: Deployment, steps: StepShapes) 
     lowp = PRECISION_BYTES[gemm_prec] < 2
     gemm_peak = chip.peak_flops[gemm_prec]
     attn_peak = chip.peak("bf16")
+    attn_prec = chip.compute_precision("bf16")
     tokens = steps.tokens
     S = len(steps)
     layers_dev = model.layers / dep.pp
@@ -133,6 +139,8 @@ def build_ops(model: ModelSpec, chip: Chip, dep: Deployment, steps: StepShapes) 
         kind=np.array([c[1] for c in cols]),
         lowp=np.array([c[2] for c in cols]),
         peak=np.array([c[3] for c in cols]),
+        pj_per_flop=np.array([_flop_pj(chip, gemm_prec if c[1] == GEMM and c[0] != "lm_head" else attn_prec)
+                              for c in cols]),
         names=names,
         comm_bytes=tokens * model.hidden * abytes,
         comm_calls=(2.0 * layers_dev) if tp > 1 else 0.0,

@@ -9,12 +9,9 @@ import numpy as np
 from tokenfab.deployment import engine_family
 from tokenfab.hardware import Chip, System
 from tokenfab.perf.collectives import allreduce_time
+from tokenfab.perf.energy import device_energy
 from tokenfab.perf.ops import ATTN_DECODE, ATTN_PREFILL, ELEMENTWISE, GEMM, OpTable
 from tokenfab.perf.params import EffParams
-
-# Share of TDP a chip draws when powered but idle-ish (leakage, clocks, HBM refresh). Until the
-# silicon energy model lands, power = TDP * (STATIC + (1 - STATIC) * busy fraction).
-STATIC_POWER_SHARE = 0.3  # assumption (low 0.2, high 0.4); replaced by the silicon energy model
 
 
 @dataclass(frozen=True)
@@ -26,7 +23,7 @@ class StepCost:
     memory: np.ndarray
     communication: np.ndarray
     overhead: np.ndarray
-    energy: np.ndarray       # joules per step, summed over the replica's chips
+    energy: np.ndarray       # joules per step, summed over the replica's chips (component model, TDP-capped)
     stage_time: np.ndarray   # one pipeline stage's time (throughput limit under pipelining)
 
 
@@ -81,10 +78,9 @@ def time_ops(table: OpTable, chip: Chip, params: EffParams, engine: str = "trtll
     overhead = np.full_like(compute, params.t_step + params.t_layer * table.layers_per_device)
     scale = engine_scale(engine, params)
     stage = (compute + memory + comm + overhead) * scale
-    busy = (compute + memory + comm) * scale / np.maximum(stage, 1e-30)
-    tdp = chip.tdp_w or 0.0
     chips = table.comm_group * table.pp
-    energy = stage * table.pp * tdp * (STATIC_POWER_SHARE + (1 - STATIC_POWER_SHARE) * busy) * chips
+    # every chip of the replica spends one stage's energy on the step in each of the pp stages
+    energy = device_energy(table, chip, stage) * table.pp * chips
     return StepCost(time=stage * table.pp, compute=compute * scale, memory=memory * scale,
                     communication=comm * scale, overhead=overhead * scale, energy=energy, stage_time=stage)
 

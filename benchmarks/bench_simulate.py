@@ -1,0 +1,148 @@
+"""Serving-simulator speed, side by side with Microsoft's Vidur on the same workload, plus a 1M-request trace.
+
+    python benchmarks/bench_simulate.py [--vidur PATH/TO/vidur.sh] [--requests 10000] [--skip-million]
+
+Workload (the peer harness's default): Llama-2-7B on one H100, fixed 512 input / 128 output tokens,
+Poisson 10 req/s. Both tools run as whole processes (start-up included) and their wall time and peak
+memory are measured the same way; Vidur runs through its own script and virtualenv (it is never a
+dependency of tokenfab). The TTFT/TPOT medians of both are printed next to each other (Vidur's
+attention profile in that harness is synthetic, so its latencies are indicative only).
+The second part writes a 1,000,000-row trace in the Azure LLM-inference CSV format and simulates it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+TOKENFAB = [str(Path(sys.executable).parent / "tokenfab")]
+DEFAULT_VIDUR = ROOT.parent / "shared" / "peers" / "vidur" / "vidur.sh"
+
+
+def timed(cmd: list[str]) -> tuple[float, float, float, str]:
+    """Wall seconds, CPU seconds (user + system), peak RSS (MiB; GNU time's %M, as the Vidur script
+    measures it) and stdout. CPU time is the fairer figure when other work shares the machine."""
+    with tempfile.NamedTemporaryFile("r", suffix=".time") as rss:
+        t0 = time.perf_counter()
+        proc = subprocess.run(["/usr/bin/time", "-f", "%M %U %S", "-o", rss.name, *cmd], capture_output=True,
+                              text=True, check=False)
+        wall = time.perf_counter() - t0
+        if proc.returncode:
+            raise SystemExit(f"{cmd[0]} failed ({proc.returncode}): {proc.stderr.strip()[-400:]}")
+        peak_kib, user, system = rss.read().strip().splitlines()[-1].split()
+    return wall, float(user) + float(system), int(peak_kib) / 1024.0, proc.stdout
+
+
+def run_tokenfab(requests: int) -> dict[str, float]:
+    cmd = TOKENFAB + ["simulate", "--model", "llama-2-7b", "--hardware", "h100-sxm", "--input-len", "512",
+                      "--output-len", "128", "--rate", "10", "--requests", str(requests), "--json"]
+    wall, cpu, peak, out = timed(cmd)
+    m = json.loads(out)
+    return {"wall_s": wall, "cpu_s": cpu, "peak_mib": peak, "ttft_p50_ms": m["ttft_ms_p50"],
+            "tpot_p50_ms": m["tpot_ms_p50"]}
+
+
+def run_vidur(script: Path, requests: int) -> dict[str, float] | None:
+    """Vidur's own wall time and peak RSS (from /usr/bin/time -v in its script) and its latency medians."""
+    if not script.exists() or shutil.which("bash") is None:
+        return None
+    proc = subprocess.run(["bash", str(script), str(requests), "10"], capture_output=True, text=True, check=False)
+    if proc.returncode:
+        print(f"vidur failed: {proc.stdout[-400:]} {proc.stderr[-400:]}", file=sys.stderr)
+        return None
+    text = proc.stdout
+    wall = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (?:(\d+):)?(\d+):([\d.]+)", text)
+    rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", text)
+    out: dict[str, float] = {}
+    where = re.search(r"^output: (.+)$", text, re.MULTILINE)
+    times = Path(where.group(1).strip() + ".time") if where else None
+    detail = times.read_text() if times and times.exists() else text
+    cpu = [re.search(rf"{k} time \(seconds\): ([\d.]+)", detail) for k in ("User", "System")]
+    if all(cpu):
+        out["cpu_s"] = sum(float(c.group(1)) for c in cpu if c)
+    if wall:
+        h, m, s = wall.groups()
+        out["wall_s"] = int(h or 0) * 3600 + int(m) * 60 + float(s)
+    if rss:
+        out["peak_mib"] = int(rss.group(1)) / 1024.0
+    for key, pattern in (("ttft_p50_ms", r"ttft\D*p50\D*([\d.]+)"), ("tpot_p50_ms", r"(?:tbt|tpot)\D*p50\D*([\d.]+)")):
+        hit = re.search(pattern, text, re.IGNORECASE)
+        if hit:
+            out[key] = float(hit.group(1))
+    out["summary"] = text.strip().splitlines()[-12:]   # type: ignore[assignment]
+    return out
+
+
+def write_azure_trace(path: Path, rows: int, rate: float, seed: int = 0) -> None:
+    """An Azure-format trace (TIMESTAMP, ContextTokens, GeneratedTokens) with chat-like lengths."""
+    rng = np.random.default_rng(seed)
+    t = np.cumsum(rng.exponential(1.0 / rate, rows))
+    ctx = np.clip(rng.lognormal(np.log(1000) - 0.5, 1.0, rows), 2, 8000).astype(np.int64)
+    gen = np.clip(rng.lognormal(np.log(200) - 0.5, 1.0, rows), 1, 1000).astype(np.int64)
+    base = np.datetime64("2023-11-16T18:15:46.680590")
+    stamps = (base + (t * 1e6).astype("timedelta64[us]")).astype(str)
+    with open(path, "w") as fh:
+        fh.write("TIMESTAMP,ContextTokens,GeneratedTokens\n")
+        for lo in range(0, rows, 100_000):
+            hi = min(lo + 100_000, rows)
+            fh.write("".join(f"{s.replace('T', ' ')}0,{c},{g}\n"
+                             for s, c, g in zip(stamps[lo:hi], ctx[lo:hi], gen[lo:hi], strict=True)))
+
+
+def run_million(rows: int) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as tmp:
+        trace = Path(tmp) / "azure_1m.csv"
+        write_azure_trace(trace, rows, rate=40.0)
+        cmd = TOKENFAB + ["simulate", "--model", "llama-3.1-8b", "--hardware", "h100-sxm", "--devices", "8",
+                          "--workload", str(trace), "--json"]
+        wall, cpu, peak, out = timed(cmd)
+    m = json.loads(out)
+    return {"wall_s": wall, "cpu_s": cpu, "peak_mib": peak, "requests": m["requests"], "ttft_p50_ms": m["ttft_ms_p50"]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--vidur", type=Path, default=Path(os.environ.get("VIDUR_SH", DEFAULT_VIDUR)))
+    ap.add_argument("--requests", type=int, default=10_000)
+    ap.add_argument("--million", type=int, default=1_000_000)
+    ap.add_argument("--skip-million", action="store_true")
+    args = ap.parse_args()
+
+    tf = run_tokenfab(args.requests)
+    print(f"tokenfab simulate, {args.requests:,} requests: {tf['wall_s']:.2f} s wall, {tf['cpu_s']:.2f} s CPU, "
+          f"{tf['peak_mib']:.0f} MiB peak; "
+          f"TTFT p50 {tf['ttft_p50_ms']:.1f} ms, TPOT p50 {tf['tpot_p50_ms']:.2f} ms")
+    vd = run_vidur(args.vidur, args.requests)
+    if vd is None:
+        print(f"vidur: not run ({args.vidur} missing or failed)")
+    else:
+        nan = float("nan")
+        print(f"vidur 0.0.26,      {args.requests:,} requests: {vd.get('wall_s', nan):.2f} s wall, "
+              f"{vd.get('cpu_s', nan):.2f} s CPU, "
+              f"{vd.get('peak_mib', nan):.0f} MiB peak; TTFT p50 {vd.get('ttft_p50_ms', nan):.1f} ms, "
+              f"TPOT p50 {vd.get('tpot_p50_ms', nan):.2f} ms")
+        for line in vd.get("summary", []):   # type: ignore[union-attr]
+            print(f"    vidur | {line}")
+        if "wall_s" in vd:
+            print(f"speed ratio (vidur / tokenfab): wall {vd['wall_s'] / tf['wall_s']:.1f}x, "
+                  f"CPU {vd.get('cpu_s', nan) / tf['cpu_s']:.1f}x; "
+                  f"memory ratio {vd.get('peak_mib', nan) / tf['peak_mib']:.1f}x")
+    if not args.skip_million:
+        mm = run_million(args.million)
+        print(f"tokenfab simulate, {mm['requests']:,.0f}-request Azure-format trace (8 x H100, llama-3.1-8b): "
+              f"{mm['wall_s']:.1f} s wall, {mm['cpu_s']:.1f} s CPU, {mm['peak_mib']:.0f} MiB peak")
+
+
+if __name__ == "__main__":
+    main()

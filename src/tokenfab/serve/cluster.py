@@ -1,0 +1,301 @@
+"""Replicas behind a router, optionally split into prefill and decode pools, driven by a request stream.
+
+The event loop always moves the replica that is furthest behind, by one step or one decode run, and
+routes each arrival once every busy replica has reached its time, so the router sees each replica's state
+at (at most one step past) the arrival. Follow-up turns, closed-loop requests and P/D hand-offs are
+arrivals created during the run; when they can occur, runs are also bounded by the next replica's clock.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from tokenfab.perf.steptimer import StepTimer
+from tokenfab.serve.engine import EngineConfig, Replica, Seq, StepLog
+
+ROUTERS = ("round-robin", "least-outstanding", "prefix-affinity")
+
+
+class RequestChunk(Protocol):
+    """The columns of `workload.RequestTable` the simulator reads."""
+
+    arrival: np.ndarray
+    input_len: np.ndarray
+    output_len: np.ndarray
+    class_id: np.ndarray
+    session: np.ndarray
+    turn: np.ndarray
+    think_s: np.ndarray
+    prefix_group: np.ndarray
+    prefix_len: np.ndarray
+    cache_group: np.ndarray
+
+
+@dataclass(frozen=True)
+class RequestArrays:
+    """A plain `RequestChunk` (the simulator's own, for callers that build requests directly)."""
+
+    arrival: np.ndarray
+    input_len: np.ndarray
+    output_len: np.ndarray
+    class_id: np.ndarray
+    session: np.ndarray
+    turn: np.ndarray
+    think_s: np.ndarray
+    prefix_group: np.ndarray
+    prefix_len: np.ndarray
+    cache_group: np.ndarray
+
+    @classmethod
+    def single_turn(cls, arrival: np.ndarray, input_len: np.ndarray, output_len: np.ndarray) -> RequestArrays:
+        n = len(arrival)
+        zeros = np.zeros(n, dtype=np.int64)
+        return cls(np.asarray(arrival, dtype=float), np.asarray(input_len, dtype=np.int64),
+                   np.asarray(output_len, dtype=np.int64), zeros, np.arange(n), zeros, np.zeros(n), zeros - 1, zeros,
+                   zeros - 1)
+
+
+@dataclass(frozen=True)
+class Pools:
+    """Replica counts: `replicas` serving both phases, or `prefill` + `decode` pools (P/D disaggregation)."""
+
+    replicas: int = 1
+    prefill: int = 0
+    decode: int = 0
+    router: str = "least-outstanding"
+
+    @property
+    def disaggregated(self) -> bool:
+        return self.prefill > 0
+
+
+# one request row: (rid, arrival, input, output, class, session, turn, think, prefix group, prefix len,
+# cache group)
+Row = tuple[int, float, int, int, int, int, int, float, int, int, int]
+
+
+class RequestFeed:
+    """Rows in arrival order from a stream of chunks; follow-up turns and closed-loop rows kept aside."""
+
+    def __init__(self, chunks: Iterable[RequestChunk]) -> None:
+        self._chunks = iter(chunks)
+        self._rows: Iterator[Row] = iter(())
+        self._next_id = 0
+        self.static: deque[Row] = deque()
+        self.closed: deque[Row] = deque()
+        self.followups: dict[int, deque[Row]] = {}
+        self._exhausted = False
+
+    def _read_chunk(self) -> bool:
+        chunk = next(self._chunks, None)
+        if chunk is None:
+            self._exhausted = True
+            return False
+        n = len(chunk.input_len)
+        ids = range(self._next_id, self._next_id + n)
+        self._next_id += n
+        self._rows = zip(ids, chunk.arrival.tolist(), chunk.input_len.tolist(), chunk.output_len.tolist(),
+                         chunk.class_id.tolist(), chunk.session.tolist(), chunk.turn.tolist(), chunk.think_s.tolist(),
+                         chunk.prefix_group.tolist(), chunk.prefix_len.tolist(), chunk.cache_group.tolist(),
+                         strict=True)
+        return True
+
+    def _read_one(self) -> bool:
+        """Read one row into the queue it belongs to; False once the stream is exhausted."""
+        row = next(self._rows, None)
+        while row is None:
+            if not self._read_chunk():
+                return False
+            row = next(self._rows, None)
+        if row[6] > 0:
+            self.followups.setdefault(row[5], deque()).append(row)
+        elif math.isnan(row[1]):
+            self.closed.append(row)
+        else:
+            self.static.append(row)
+        return True
+
+    def peek_time(self) -> float:
+        """Arrival time of the next timed row (reading ahead past untimed rows)."""
+        while not self.static and not self._exhausted and self._read_one():
+            pass
+        return self.static[0][1] if self.static else math.inf
+
+    def next_turn(self, session: int) -> Row | None:
+        """The next turn of a session (its rows follow the first turn in the stream)."""
+        turns = self.followups.get(session)
+        if not turns:
+            self.followups.pop(session, None)
+            return None
+        row = turns.popleft()
+        if not turns:
+            del self.followups[session]
+        return row
+
+    def next_closed(self) -> Row | None:
+        while not self.closed and not self._exhausted and self._read_one():
+            pass
+        return self.closed.popleft() if self.closed else None
+
+
+Finished = Callable[[Seq, float], None]
+
+
+class Cluster:
+    """The replicas, the router and the event loop."""
+
+    def __init__(self, timer: StepTimer, cfg: EngineConfig, pools: Pools, transfer_s: Callable[[int], float],
+                 on_done: Finished, log_step: StepLog) -> None:
+        if pools.router not in ROUTERS:
+            raise ValueError(f"router = {pools.router!r}: allowed {', '.join(ROUTERS)}")
+        self.pools, self.transfer_s, self.on_done = pools, transfer_s, on_done
+        if pools.disaggregated:
+            prefill_cfg = _with_role(cfg, "prefill")
+            decode_cfg = _with_role(cfg, "decode")
+            self.front = [Replica(i, timer, prefill_cfg, _noop, self._leave, log_step) for i in range(pools.prefill)]
+            self.back = [Replica(pools.prefill + i, timer, decode_cfg, _noop, self._leave, log_step)
+                         for i in range(pools.decode)]
+        else:
+            self.front = [Replica(i, timer, cfg, _noop, self._leave, log_step) for i in range(pools.replicas)]
+            self.back = []
+        self.replicas = self.front + self.back
+        self.events: list[tuple[float, int, int, object]] = []   # (time, order, kind, payload)
+        self._order = 0
+        self._rr = 0
+        self._affinity: dict[int, int] = {}
+        self.feed: RequestFeed | None = None
+        self.first_arrival = math.nan
+        self.last_arrival = math.nan
+        self.tokens_at_last_arrival = 0   # output tokens generated when the last timed arrival came in
+        self.dynamic = pools.disaggregated
+
+    # --- routing ---------------------------------------------------------------------------------
+
+    def _pick(self, pool: list[Replica], group: int) -> Replica:
+        if len(pool) == 1:
+            return pool[0]
+        router = self.pools.router
+        if router == "round-robin":
+            self._rr += 1
+            return pool[self._rr % len(pool)]
+        if router == "prefix-affinity" and group >= 0:
+            index = self._affinity.get(group)
+            if index is None:
+                index = min(range(len(pool)), key=lambda i: pool[i].outstanding)
+                self._affinity[group] = index
+            return pool[index]
+        return min(pool, key=lambda r: r.outstanding)
+
+    def fits(self, seq: Seq) -> bool:
+        cfg = self.replicas[0].cfg
+        need = seq.prompt + (seq.out_len if cfg.reserve_full else 1)
+        return need + 16 <= cfg.kv_tokens
+
+    def _push(self, time: float, kind: int, payload: object) -> None:
+        self._order += 1
+        heapq.heappush(self.events, (time, self._order, kind, payload))
+
+    def _dispatch(self, row: Row, now: float) -> None:
+        rid, _, isl, osl, cls, session, turn, _, group, prefix, publish = row
+        seq = Seq(rid, now, int(isl), int(osl), int(group), int(prefix), (cls, session, turn), int(publish))
+        if self.fits(seq):
+            self._enqueue(self._pick(self.front, seq.group), seq, now)
+        else:
+            seq.preemptions = -1   # rejected: it can never fit this replica's KV cache
+            self._leave(seq, now)
+
+    def _leave(self, seq: Seq, now: float) -> None:
+        if self.back and seq.generated < seq.out_len and seq.preemptions >= 0:   # P/D: KV moves to a decode replica
+            self._push(now + self.transfer_s(seq.prompt), 1, seq)
+            return
+        self.on_done(seq, now)
+        feed = self.feed
+        assert feed is not None
+        nxt = feed.next_turn(seq.info[1]) if isinstance(seq.info, tuple) else None
+        if nxt is not None:
+            self._push(now + nxt[7], 0, nxt)
+        else:
+            closed = feed.next_closed()
+            if closed is not None:
+                self._push(now, 0, closed)
+
+    # --- the loop --------------------------------------------------------------------------------
+
+    def _enqueue(self, replica: Replica, seq: Seq, now: float, decode: bool = False) -> None:
+        idle = not replica.busy
+        if decode:
+            replica.enqueue_decode(seq, now)
+        else:
+            replica.enqueue(seq, now)
+        if idle:
+            heapq.heappush(self._ready, (replica.clock, replica.index))
+
+    def _laggard(self) -> Replica | None:
+        """The busy replica with the earliest clock (stale heap entries are dropped on the way)."""
+        ready, replicas = self._ready, self.replicas
+        while ready:
+            clock, index = ready[0]
+            r = replicas[index]
+            if r.busy and r.clock == clock:
+                return r
+            heapq.heappop(ready)
+        return None
+
+    def run(self, feed: RequestFeed, progress: Callable[[], None] | None = None) -> None:
+        self.feed = feed
+        feed.peek_time()
+        self.dynamic = self.dynamic or bool(feed.followups) or bool(feed.closed)
+        self._ready: list[tuple[float, int]] = []     # (clock, replica) of busy replicas
+        ready = self._ready
+        while True:
+            t_static = feed.peek_time()
+            t_event = self.events[0][0] if self.events else math.inf
+            t_arr = t_static if t_static < t_event else t_event
+            laggard = self._laggard()
+            if laggard is None or t_arr <= laggard.clock:
+                if t_arr == math.inf:
+                    break
+                if t_event <= t_static:
+                    _, _, kind, payload = heapq.heappop(self.events)
+                    if kind == 0:
+                        self._dispatch(payload, t_arr)   # type: ignore[arg-type]
+                    else:
+                        seq = payload
+                        self._enqueue(self._pick(self.back, seq.group), seq, t_arr, decode=True)  # type: ignore
+                else:
+                    self._dispatch(feed.static.popleft(), t_arr)
+                    if math.isnan(self.first_arrival):
+                        self.first_arrival = t_arr
+                    if feed.peek_time() == math.inf:    # the last timed arrival: snapshot the steady window
+                        self.last_arrival = t_arr
+                        self.tokens_at_last_arrival = sum(r.tokens_out for r in self.replicas)
+                    if progress is not None:
+                        progress()
+                continue
+            heapq.heappop(ready)
+            nxt = self._laggard() if self.dynamic else None
+            second = nxt.clock if nxt is not None else math.inf
+            horizon = min(t_arr, second)
+            if not laggard.act(horizon):
+                if t_arr == math.inf and second == math.inf:
+                    raise RuntimeError(f"replica {laggard.index} cannot schedule its queue: a request needs more "
+                                       "KV cache than the replica holds")
+                laggard.clock = horizon
+            if laggard.busy:
+                heapq.heappush(ready, (laggard.clock, laggard.index))
+
+
+def _with_role(cfg: EngineConfig, role: str) -> EngineConfig:
+    from dataclasses import replace
+    return replace(cfg, role=role)
+
+
+def _noop(seq: Seq, now: float) -> None:
+    return None
