@@ -12,8 +12,10 @@ $(BIN)/python:
 install: $(BIN)/python
 	$(BIN)/pip install --quiet -e .
 
+# torch is pinned first so the gpu extra's `torch>=2.1` is already met by the CPU build (no CUDA download).
 install-dev: $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[dev,gpu]'
 
 demo: install
 	$(BIN)/tokenfab compare --model llama-3.1-70b --input-len 2048 --output-len 512

@@ -156,12 +156,12 @@ def _predict_stream(stream: Any, cal: Any) -> None:
         print(json.dumps(result, sort_keys=True))
 
 
-def _measured(data: Path, all_scenarios: bool = False):
+def _measured(data: Path, all_scenarios: bool = False, chips: Any = None):
     from tokenfab.calibrate.fit import FIT_SCENARIOS, load_measured
     from tokenfab.queries import SCENARIOS
     try:
         with open(data) as fh:
-            return load_measured(fh, SCENARIOS if all_scenarios else FIT_SCENARIOS)
+            return load_measured(fh, SCENARIOS if all_scenarios else FIT_SCENARIOS, chips=chips)
     except OSError as e:
         fail(f"--data {str(data)!r}: {e.strerror}")
     except json.JSONDecodeError as e:
@@ -170,11 +170,29 @@ def _measured(data: Path, all_scenarios: bool = False):
 
 @app.command()
 def calibrate(
-    data: Annotated[Path, typer.Option(help="measured queries (JSONL with 'value')")],
-    out_path: Annotated[Path, typer.Option("--out", help="where to write the profile")] = Path("calibration.json"),
+    data: Annotated[Path | None, typer.Option(help="measured queries (JSONL with 'value') to fit")] = None,
+    device: Annotated[str | None, typer.Option(help="measure this machine instead: cuda or cpu (needs PyTorch: "
+                                               "the gpu extra)")] = None,
+    out_path: Annotated[Path | None, typer.Option("--out", help="where to write the profile "
+                                                  "(default: calibration.json, or profile.json with --device)")] = None,
+    steps: Annotated[Path | None, typer.Option(help="with --device: also write the measured step times (JSONL "
+                                               "query rows, for validate --data)")] = None,
+    hardware: Annotated[str | None, typer.Option(help="with --device cuda: catalog id of the GPU, when its name "
+                                                 "is not recognised")] = None,
+    model: Annotated[str | None, typer.Option(help="with --device: Llama-architecture model to time (default: "
+                                              "llama-3.1-8b on cuda, llama-tiny on cpu)")] = None,
 ) -> None:
-    """Fit the efficiency parameters (global, then per hardware family) to measured data."""
+    """Fit the efficiency parameters to measured data, or measure this machine's GPU/CPU into a profile."""
+    if (data is None) == (device is None):
+        fail("give --data FILE (fit measurements) or --device cuda|cpu (measure this machine), not both")
+    if device is not None:
+        _calibrate_device(device, out_path or Path("profile.json"), steps, hardware, model)
+        return
+    for flag, value in (("--steps", steps), ("--hardware", hardware), ("--model", model)):
+        if value is not None:
+            fail(f"{flag} applies to --device (measuring this machine), not to --data")
     from tokenfab.calibrate import fit_calibration
+    out_path = out_path or Path("calibration.json")
     points, skipped = _measured(data)
     if not points:
         fail(f"--data {str(data)!r}: no query of a fitted scenario could be planned")
@@ -184,6 +202,45 @@ def calibrate(
     tmp.replace(out_path)  # never leave a half-written profile behind
     out.print(f"fitted {len(points)} measurements ({len(skipped)} skipped); families: "
               f"{', '.join(cal.family) or 'none'}; wrote {out_path}")
+
+
+def _calibrate_device(device: str, out_path: Path, steps: Path | None, hardware: str | None,
+                      model: str | None) -> None:
+    """Measure, fit on everything measured, write the profile (and the step rows) atomically."""
+    from tokenfab.calibrate.profile import (
+        check_writable,
+        fit_device,
+        profile_json,
+        write_json_atomic,
+        write_jsonl_atomic,
+    )
+    from tokenfab.calibrate.runner import measure
+    from tokenfab.calibrate.torchenv import DeviceError
+    from tokenfab.perf.params import shipped_calibration
+    for flag, path in (("--out", out_path), ("--steps", steps)):
+        if path is not None:
+            try:
+                check_writable(path)
+            except OSError as e:
+                fail(f"{flag} {str(path)!r}: cannot write there ({e})")
+    try:
+        with err.status(f"calibrating {device}") as status:
+            run = measure(device, hardware, model, progress=lambda what: status.update(f"{device}: {what}"))
+            status.update(f"{device}: fitting")
+            cal = fit_device(run.microbench, run.steps, run.chip, run.spec, shipped_calibration(), run.chip_record,
+                             run.provenance)
+    except DeviceError as e:
+        fail(str(e))
+    except RuntimeError as e:  # a kernel or allocation failure: say which, in one line
+        fail(f"--device {device}: measurement failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
+    write_json_atomic(out_path, profile_json(cal, run.microbench))
+    if steps is not None:
+        write_jsonl_atomic(steps, run.steps)
+    fitted = cal.hardware[run.chip.id]
+    out.print(f"{run.chip.name}: {len(run.microbench.rows)} microbenchmarks, {len(run.steps)} step times of "
+              f"{run.model}; gemm_eff {fitted['gemm_eff']:.2f}, mem_eff {fitted['mem_eff']:.2f}, attn_eff "
+              f"{fitted['attn_eff']:.2f}, t_step {fitted['t_step'] * 1e6:.0f} us, t_layer "
+              f"{fitted['t_layer'] * 1e6:.0f} us; wrote {out_path}" + (f" and {steps}" if steps else ""))
 
 
 @app.command()
@@ -196,13 +253,14 @@ def validate(
 ) -> None:
     """Error table per scenario x hardware x metric: count, median |err|, p90 |err|, bias."""
     from tokenfab import validate as v
-    points, skipped = _measured(data, all_scenarios=True)
+    cal = _load_cal(calibration)
+    points, skipped = _measured(data, all_scenarios=True, chips=cal.extra_chips())
     if leave_one_hardware_out:
         with err.status("refitting without each hardware") as status:
             scored = v.score_leave_one_hardware_out(points, lambda hw: status.update(f"refitting without {hw}"))
         mode = "leave-one-hardware-out"
     else:
-        scored = v.score_in_sample(points, _load_cal(calibration))
+        scored = v.score_in_sample(points, cal)
         mode = "shipped calibration" if calibration is None else f"calibration {calibration}"
     rows = v.error_table(scored)
     if as_json:

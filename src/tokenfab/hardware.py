@@ -196,7 +196,7 @@ def chip_from_record(rec: dict[str, Any]) -> Chip:
         id=rec["id"],
         name=rec.get("name", rec["id"]),
         vendor=rec.get("vendor", ""),
-        family=family_of(rec["id"]),
+        family=rec.get("family") or family_of(rec["id"]),
         peak_flops=flops,
         mem_bytes=float(mem.get("capacity_gb") or 0.0) * GiB,
         mem_bw=float(mem.get("bandwidth_tbps") or 0.0) * TERA,

@@ -7,7 +7,7 @@ schedules), so calibration can re-time hundreds of queries per trial parameter s
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -389,10 +389,11 @@ _PLANNERS: dict[str, Callable[[Query, Chip], Plan]] = {
 }
 
 
-def plan_query(q: Query) -> Plan:
-    """Build the parameter-independent part of a query's answer (raises `QueryError`)."""
+def plan_query(q: Query, chips: Mapping[str, Chip] | None = None) -> Plan:
+    """Build the parameter-independent part of a query's answer (raises `QueryError`).
+    `chips`: devices outside the catalog (a measured CPU of a device profile), by id."""
     try:
-        chip = resolve_chip(q.hardware)
+        chip = chips[q.hardware] if chips and q.hardware in chips else resolve_chip(q.hardware)
     except (KeyError, DesignError) as err:
         raise QueryError(str(err)) from None
     planner = _PLANNERS.get(q.scenario, _plan_engine)
@@ -422,8 +423,9 @@ def _round(value: float) -> float:
 
 def predict_one(q: Query, calibration: Calibration | None = None) -> dict[str, Any]:
     """The JSON object `predict` prints for one query: predicted metrics, or a one-line error."""
+    chips = calibration.extra_chips() if calibration else None
     try:
-        return {"id": q.id, "predicted": answer(plan_query(q), calibration)}
+        return {"id": q.id, "predicted": answer(plan_query(q, chips), calibration)}
     except (QueryError, DeploymentError) as err:
         return {"id": q.id, "error": str(err)}
 

@@ -10,13 +10,14 @@ datasheet and nothing fitted to it.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import date
 
 import numpy as np
 from scipy.optimize import least_squares
 
+from tokenfab.hardware import Chip
 from tokenfab.perf.params import FAMILY_PARAMS, SCALAR_PARAMS, Calibration, EffParams, vendor_key
 from tokenfab.predict import Plan, QueryError, plan_query
 from tokenfab.queries import parse_query
@@ -57,8 +58,10 @@ class FitResult:
     skipped: dict[str, str]
 
 
-def load_measured(lines: Iterable[str], scenarios: Iterable[str] = FIT_SCENARIOS) -> tuple[list[Measured], dict]:
-    """Plan every measured query of the given scenarios; return the plans and the skipped ids with reasons."""
+def load_measured(lines: Iterable[str], scenarios: Iterable[str] = FIT_SCENARIOS,
+                  chips: Mapping[str, Chip] | None = None) -> tuple[list[Measured], dict]:
+    """Plan every measured query of the given scenarios; return the plans and the skipped ids with reasons.
+    `chips`: devices outside the catalog that queries may name (see `Calibration.extra_chips`)."""
     keep = set(scenarios)
     out: list[Measured] = []
     skipped: dict[str, str] = {}
@@ -72,7 +75,7 @@ def load_measured(lines: Iterable[str], scenarios: Iterable[str] = FIT_SCENARIOS
             continue
         try:
             q = parse_query(obj)
-            plan = plan_query(q)
+            plan = plan_query(q, chips)
             value = float(obj["value"])
         except (QueryError, ValueError, KeyError) as err:
             skipped[qid] = str(err)
@@ -129,24 +132,33 @@ def _fit_global(points: list[Measured], base: EffParams) -> EffParams:
     return _unpack_global(sol.x, base, fabrics)
 
 
-def _fit_family(points: list[Measured], glob: EffParams) -> dict[str, float]:
-    names = list(FAMILY_PARAMS)
-    lo = np.array([np.log10(BOUNDS[n][0] / getattr(glob, n)) for n in names])
-    hi = np.array([np.log10(BOUNDS[n][1] / getattr(glob, n)) for n in names])
+def fit_params(points: list[Measured], start: EffParams, names: Iterable[str], ridge: float,
+               bounds: Mapping[str, tuple[float, float]] = BOUNDS, max_nfev: int = 200) -> EffParams:
+    """Fit multiplicative corrections of `names` to `start`, pulled towards 1 by a ridge on their log10.
+
+    The workhorse of the per-family refinement, and of a device profile (which refines one device's
+    parameters from its own microbenchmarks and step times)."""
+    names = list(names)
+    lo = np.array([np.log10(bounds[n][0] / getattr(start, n)) for n in names])
+    hi = np.array([np.log10(bounds[n][1] / getattr(start, n)) for n in names])
     lo, hi = np.minimum(lo, -1e-6), np.maximum(hi, 1e-6)
 
     def params_of(x: np.ndarray) -> EffParams:
-        return glob.with_(**{n: float(getattr(glob, n) * 10 ** x[i]) for i, n in enumerate(names)})
+        return start.with_(**{n: float(getattr(start, n) * 10 ** x[i]) for i, n in enumerate(names)})
 
     def residuals(x: np.ndarray) -> np.ndarray:
         params = params_of(x)
         fit = _log_residuals(points, lambda _pt: params)
-        return np.concatenate([fit, np.sqrt(FAMILY_RIDGE) * x])
+        return np.concatenate([fit, np.sqrt(ridge) * x])
 
     sol = least_squares(residuals, np.zeros(len(names)), bounds=(lo, hi), loss="soft_l1", f_scale=0.1,
-                        diff_step=1e-3, max_nfev=200)
-    fitted = params_of(sol.x)
-    return {n: getattr(fitted, n) for n in names}
+                        diff_step=1e-3, max_nfev=max_nfev)
+    return params_of(sol.x)
+
+
+def _fit_family(points: list[Measured], glob: EffParams) -> dict[str, float]:
+    fitted = fit_params(points, glob, FAMILY_PARAMS, FAMILY_RIDGE)
+    return {n: getattr(fitted, n) for n in FAMILY_PARAMS}
 
 
 def fit_calibration(points: list[Measured], source: str = "calibration.jsonl",

@@ -13,7 +13,7 @@ from functools import cache
 from typing import Any
 
 from tokenfab import catalog
-from tokenfab.hardware import FABRICS, Chip
+from tokenfab.hardware import FABRICS, Chip, chip_from_record
 
 
 @dataclass(frozen=True)
@@ -68,25 +68,43 @@ class Calibration:
     """Global parameters, per-vendor then per-family overrides, with the provenance of the fit.
 
     A chip takes its family's values if its family was measured, else its vendor's, else the global ones.
+    A profile measured on one device (`tokenfab calibrate --device`) adds `hardware` overrides for that
+    device id only, so it refines that device and leaves every other prediction as the published fit
+    had it; `chips` carries catalog-format records of devices that are not in the catalog (a CPU,
+    measured rather than taken from a datasheet).
     """
 
     global_params: EffParams
     family: dict[str, dict[str, float]]
     provenance: dict[str, Any]
     vendor: dict[str, dict[str, float]] = field(default_factory=dict)
+    hardware: dict[str, dict[str, float]] = field(default_factory=dict)
+    chips: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def for_chip(self, chip: Chip) -> EffParams:
-        overrides = {**self.vendor.get(vendor_key(chip), {}), **self.family.get(chip.family, {})}
+        overrides = {**self.vendor.get(vendor_key(chip), {}), **self.family.get(chip.family, {}),
+                     **self.hardware.get(chip.id, {})}
         return self.global_params.with_(**overrides) if overrides else self.global_params
 
+    def extra_chips(self) -> dict[str, Chip]:
+        """The devices this profile describes that the catalog does not have, by id."""
+        return {hw_id: chip_from_record(rec) for hw_id, rec in self.chips.items()}
+
     def to_json(self) -> dict[str, Any]:
-        return {"global": asdict(self.global_params), "vendor": self.vendor, "family": self.family,
+        data = {"global": asdict(self.global_params), "vendor": self.vendor, "family": self.family,
                 "provenance": self.provenance}
+        if self.hardware:
+            data["hardware"] = self.hardware
+        if self.chips:
+            data["chips"] = self.chips
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Calibration:
         return cls(EffParams(**data["global"]), {k: dict(v) for k, v in data["family"].items()},
-                   dict(data.get("provenance", {})), {k: dict(v) for k, v in data.get("vendor", {}).items()})
+                   dict(data.get("provenance", {})), {k: dict(v) for k, v in data.get("vendor", {}).items()},
+                   {k: dict(v) for k, v in data.get("hardware", {}).items()},
+                   {k: dict(v) for k, v in data.get("chips", {}).items()})
 
 
 UNCALIBRATED = Calibration(EffParams(), {}, {"note": "datasheet-only defaults, no fit"})
