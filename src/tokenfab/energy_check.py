@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tokenfab.predict import host_power_w, predict_one
+from tokenfab.perf.energy import host_power_w
+from tokenfab.predict import predict_one
 from tokenfab.queries import Query
 
 # (source_id, hardware, model prefix in the csv, scenario word) -> the query that reproduces it

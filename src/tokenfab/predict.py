@@ -14,11 +14,11 @@ from typing import Any
 import numpy as np
 
 from tokenfab import catalog
-from tokenfab.constants import Draws
 from tokenfab.deployment import Deployment, DeploymentError, kv_capacity_tokens
 from tokenfab.hardware import Chip, System
 from tokenfab.model import LayerGroup, ModelSpec, load_model
 from tokenfab.perf.collectives import allreduce_time, busbw
+from tokenfab.perf.energy import host_power_w
 from tokenfab.perf.kernels import STREAM_KERNELS, gemm_tile_efficiency, stream_bandwidth
 from tokenfab.perf.ops import GEMM, build_ops
 from tokenfab.perf.params import Calibration, EffParams, shipped_calibration
@@ -90,11 +90,6 @@ def _deployment(q: Query, model: ModelSpec, chip: Chip) -> Deployment:
 def _replicas(q: Query) -> int:
     """Model replicas behind the query: stated, or devices / (tp * pp)."""
     return q.replicas or max(q.devices // ((q.tp or 1) * (q.pp or 1)), 1)
-
-
-def host_power_w() -> float:
-    """Server power at the wall per accelerator slot besides the accelerator (CPUs, fans, NICs, PSU loss)."""
-    return float(Draws()("server_host_power_w_per_accelerator"))
 
 
 def _throughput_metrics(q: Query, out_tps: float, isl: float, osl: float, energy_j: float,

@@ -10,8 +10,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from tokenfab.constants import Draws
 from tokenfab.hardware import Chip
 from tokenfab.perf.ops import OpTable
+
+
+def host_power_w() -> float:
+    """Server power at the wall per accelerator slot besides the accelerator (CPUs, fans, NICs, PSU loss)."""
+    return float(Draws()("server_host_power_w_per_accelerator"))
 
 
 def device_energy(table: OpTable, chip: Chip, stage_time: np.ndarray) -> np.ndarray:

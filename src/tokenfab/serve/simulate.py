@@ -22,6 +22,7 @@ import numpy as np
 from tokenfab.deployment import Deployment, kv_capacity_tokens
 from tokenfab.hardware import Chip
 from tokenfab.model import ModelSpec
+from tokenfab.perf.energy import host_power_w
 from tokenfab.perf.ops import build_ops
 from tokenfab.perf.params import EffParams, shipped_calibration
 from tokenfab.perf.shapes import StepShapes
@@ -246,6 +247,7 @@ def _summarise(rec: _Recorder, steps: _StepLog, cluster: Cluster, cfg: EngineCon
         "energy_j": steps.energy,
         "avg_power_w": steps.energy / span,
         "joules_per_output_token": steps.energy / max(total.output_tokens, 1),
+        "joules_per_output_token_wall": (steps.energy + host_power_w() * chips * span) / max(total.output_tokens, 1),
         "devices": chips,
     }
     for name, hist in (("ttft", total.ttft), ("tpot", total.tpot), ("e2e", total.e2e), ("queue", total.queue)):
