@@ -12,7 +12,7 @@ import heapq
 import math
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import numpy as np
@@ -159,11 +159,11 @@ class Cluster:
         if pools.disaggregated:
             prefill_cfg = _with_role(cfg, "prefill")
             decode_cfg = _with_role(cfg, "decode")
-            self.front = [Replica(i, timer, prefill_cfg, _noop, self._leave, log_step) for i in range(pools.prefill)]
-            self.back = [Replica(pools.prefill + i, timer, decode_cfg, _noop, self._leave, log_step)
+            self.front = [Replica(i, timer, prefill_cfg, self._leave, log_step) for i in range(pools.prefill)]
+            self.back = [Replica(pools.prefill + i, timer, decode_cfg, self._leave, log_step)
                          for i in range(pools.decode)]
         else:
-            self.front = [Replica(i, timer, cfg, _noop, self._leave, log_step) for i in range(pools.replicas)]
+            self.front = [Replica(i, timer, cfg, self._leave, log_step) for i in range(pools.replicas)]
             self.back = []
         self.replicas = self.front + self.back
         self.events: list[tuple[float, int, int, object]] = []   # (time, order, kind, payload)
@@ -299,9 +299,4 @@ class Cluster:
 
 
 def _with_role(cfg: EngineConfig, role: str) -> EngineConfig:
-    from dataclasses import replace
     return replace(cfg, role=role)
-
-
-def _noop(seq: Seq, now: float) -> None:
-    return None

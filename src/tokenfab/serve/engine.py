@@ -71,7 +71,7 @@ class Seq:
         self.cache_group = cache_group   # the stream this request's whole context publishes when it finishes
 
 
-# callbacks the cluster gives a replica: (seq, time) when its first token leaves, and when it leaves the replica
+# the cluster's callback when a sequence leaves a replica (finished, rejected, or handed to a decode pool)
 Callback = Callable[[Seq, float], None]
 StepLog = Callable[[int, float, float, float, float, float, float], None]
 
@@ -79,10 +79,9 @@ StepLog = Callable[[int, float, float, float, float, float, float], None]
 class Replica:
     """Scheduler state of one replica. `act(horizon)` advances it by one step or one decode run."""
 
-    def __init__(self, index: int, timer: StepTimer, cfg: EngineConfig, on_first: Callback, on_leave: Callback,
-                 log_step: StepLog) -> None:
+    def __init__(self, index: int, timer: StepTimer, cfg: EngineConfig, on_leave: Callback, log_step: StepLog) -> None:
         self.index, self.timer, self.cfg = index, timer, cfg
-        self.on_first, self.on_leave, self.log_step = on_first, on_leave, log_step
+        self.on_leave, self.log_step = on_leave, log_step
         self.clock = 0.0
         self.steps = 0                   # decode steps taken (finish steps are counted on this clock)
         self.waiting: deque[Seq] = deque()
@@ -267,7 +266,6 @@ class Replica:
             seq.generated = 1
             self.tokens_out += 1
             seq.first_t = self.clock
-            self.on_first(seq, self.clock)
         if self.cfg.role == "prefill" or seq.generated >= seq.out_len:
             self._leave(seq)
         else:
