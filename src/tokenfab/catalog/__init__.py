@@ -24,9 +24,14 @@ class UnknownIdError(KeyError):
         return str(self.args[0])
 
 
+# libyaml's parser when the wheel has it: the catalog is read at every start and the pure-Python parser
+# takes most of a command's start-up
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def _read_yaml(name: str) -> Any:
     with (DATA / name).open() as fh:
-        return yaml.safe_load(fh)
+        return yaml.load(fh, Loader=_LOADER)  # noqa: S506 (a safe loader)
 
 
 @cache

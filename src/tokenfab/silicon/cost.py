@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
 from tokenfab.constants import Draws
 from tokenfab.silicon.area import DieArea, interposer_area
@@ -50,6 +49,7 @@ def repaired_yield(die: DieArea, spares: int, d0: Num, model: str, alpha: Num) -
     core = die.core_area
     rest = np.maximum(die.total - core * die.cores, 0.0)
     p_core_ok = die_yield(core, d0, model, alpha)
+    from scipy import stats  # imported here: scipy.stats costs most of a command's start-up
     return die_yield(rest, d0, model, alpha) * stats.binom.cdf(spares, die.cores, 1.0 - p_core_ok)
 
 
