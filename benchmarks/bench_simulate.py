@@ -76,11 +76,16 @@ def run_vidur(script: Path, requests: int) -> dict[str, float] | None:
         out["wall_s"] = int(h or 0) * 3600 + int(m) * 60 + float(s)
     if rss:
         out["peak_mib"] = int(rss.group(1)) / 1024.0
-    for key, pattern in (("ttft_p50_ms", r"ttft\D*p50\D*([\d.]+)"), ("tpot_p50_ms", r"(?:tbt|tpot)\D*p50\D*([\d.]+)")):
-        hit = re.search(pattern, text, re.IGNORECASE)
+    for key, name in (("ttft_p50_ms", "ttft_s"), ("tpot_p50_ms", "tpot_s")):   # the summary's JSON, in seconds
+        hit = re.search(rf'"{name}": {{\s*"p50": ([\d.eE+-]+)', text)
         if hit:
-            out[key] = float(hit.group(1))
-    out["summary"] = text.strip().splitlines()[-12:]   # type: ignore[assignment]
+            out[key] = float(hit.group(1)) * 1e3
+    log = Path(where.group(1).strip() + ".log") if where else None
+    stamps = re.findall(r"(\d+):(\d+):(\d+) simulator\.py:\d+\] (?:Starting simulation|Simulation ended)",
+                        log.read_text() if log and log.exists() else "")
+    if len(stamps) == 2:
+        (h0, m0, s0), (h1, m1, s1) = ((int(x) for x in st) for st in stamps)
+        out["loop_s"] = float((h1 * 3600 + m1 * 60 + s1) - (h0 * 3600 + m0 * 60 + s0))
     return out
 
 
@@ -132,8 +137,8 @@ def main() -> None:
               f"{vd.get('cpu_s', nan):.2f} s CPU, "
               f"{vd.get('peak_mib', nan):.0f} MiB peak; TTFT p50 {vd.get('ttft_p50_ms', nan):.1f} ms, "
               f"TPOT p50 {vd.get('tpot_p50_ms', nan):.2f} ms")
-        for line in vd.get("summary", []):   # type: ignore[union-attr]
-            print(f"    vidur | {line}")
+        if "loop_s" in vd:
+            print(f"    vidur's own simulation loop (its log's start/end stamps, 1 s resolution): {vd['loop_s']:.0f} s")
         if "wall_s" in vd:
             print(f"speed ratio (vidur / tokenfab): wall {vd['wall_s'] / tf['wall_s']:.1f}x, "
                   f"CPU {vd.get('cpu_s', nan) / tf['cpu_s']:.1f}x; "

@@ -346,6 +346,9 @@ def _design(spec: str):
 
 
 def _chip(spec: str):
+    if spec in catalog.accelerators():   # a catalog id needs none of the silicon model
+        from tokenfab.hardware import load_chip
+        return load_chip(spec)
     from tokenfab.silicon import DesignError, resolve_chip
     try:
         return resolve_chip(spec)

@@ -34,11 +34,10 @@ from dataclasses import dataclass, field, fields, replace
 from functools import cache
 from itertools import islice
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
 
 from tokenfab import catalog
 
@@ -611,72 +610,11 @@ def fixed(input_len: int, output_len: int, rate: float | None = None, concurrenc
 # --------------------------------------------------------------------------------------------------
 
 
-class _Meta(BaseModel):
-    """Fields every section may carry to document itself; ignored by the sampler."""
-
-    model_config = ConfigDict(extra="forbid")
-    source: str | None = None
-    sources: list[str] | dict[str, str] | None = None
-    note: str | None = None
-    description: str | None = None
-    assumption: bool | None = None
-    low: float | None = None
-    high: float | None = None
-
-
-class _DistModel(_Meta):
-    kind: Literal["fixed", "normal", "lognormal", "empirical"]
-    value: float | None = None
-    mean: float | None = None
-    std: float | None = None
-    sigma: float | None = None
-    values: list[float] | None = None
-    weights: list[float] | None = None
-    min: float | None = None
-    max: float | None = None
-
-
-class _SLOModel(_Meta):
-    ttft_s: float | None = None
-    tpot_s: float | None = None
-    percentile: float | None = None
-
-
-class _ClassModel(_Meta):
-    name: str
-    share: float = 1.0
-    input_len: _DistModel | int
-    output_len: _DistModel | int
-    slo: _SLOModel | None = None
-    shared_prefix: int = 0
-    turns: _DistModel | int | None = None
-    think_s: _DistModel | float | None = None
-
-
-class _ArrivalModel(_Meta):
-    kind: Literal["poisson", "gamma", "closed", "offline", "trace"]
-    rate: float | None = None
-    cv: float | None = None
-    concurrency: int | None = None
-    path: str | None = None
-    format: str | None = None
-    speedup: float = 1.0
-
-
-class _WorkloadModel(_Meta):
-    preset: str | None = None
-    arrival: _ArrivalModel | None = None
-    classes: list[_ClassModel] | None = None
-
-
-_MODEL_AT = {"input_len": _DistModel, "output_len": _DistModel, "turns": _DistModel, "think_s": _DistModel,
-             "slo": _SLOModel, "arrival": _ArrivalModel}
-
-
 def _allowed_fields(loc: tuple[Any, ...]) -> str:
+    from tokenfab.workload_schema import _MODEL_AT, _ClassModel, _WorkloadModel
     parent = loc[:-1]
     names = [p for p in parent if isinstance(p, str) and p not in ("_DistModel", "_SLOModel")]
-    model: type[BaseModel] = _WorkloadModel
+    model: Any = _WorkloadModel
     if parent and isinstance(parent[-1], int):
         model = _ClassModel
     elif names:
@@ -697,7 +635,7 @@ def _loc(loc: Sequence[Any]) -> str:
     return text
 
 
-def _pydantic_error(err: ValidationError, where: str) -> WorkloadError:
+def _pydantic_error(err: Any, where: str) -> WorkloadError:
     errors = err.errors()
     # a mapping given where `Dist | number` is allowed fails the number branch too: report the mapping's
     # own problem, then prefer the outermost one (it reads best)
@@ -710,7 +648,8 @@ def _pydantic_error(err: ValidationError, where: str) -> WorkloadError:
     return WorkloadError(f"{where}{_loc(loc)}: {e['msg']}{got}")
 
 
-def _dist(spec: _DistModel | float | int | None, integer: bool = True) -> LengthDist | None:
+def _dist(spec: Any, integer: bool = True) -> LengthDist | None:
+    from tokenfab.workload_schema import _DistModel
     if spec is None:
         return None
     if not isinstance(spec, _DistModel):
@@ -740,7 +679,7 @@ def _in(where: str, build: Any, *args: Any) -> Any:
         raise WorkloadError(f"{where}{err}" if where.endswith(": ") else f"{where}.{err}") from None
 
 
-def _arrival(m: _ArrivalModel, base: Path | None) -> Arrival:
+def _arrival(m: Any, base: Path | None) -> Arrival:
     need = {"poisson": ("rate",), "gamma": ("rate", "cv"), "closed": ("concurrency",), "trace": ("path",),
             "offline": ()}[m.kind]
     for name in need:
@@ -760,7 +699,7 @@ def _arrival(m: _ArrivalModel, base: Path | None) -> Arrival:
     return Trace(str(path), m.format, m.speedup)
 
 
-def _request_class(m: _ClassModel) -> RequestClass:
+def _request_class(m: Any) -> RequestClass:
     slo = None
     if m.slo is not None:
         slo = _in("slo", lambda s: SLO(s.ttft_s, s.tpot_s, s.percentile), m.slo)
@@ -772,7 +711,7 @@ def _request_class(m: _ClassModel) -> RequestClass:
     )
 
 
-def _workload_from_model(m: _WorkloadModel, where: str, base: Path | None) -> Workload:
+def _workload_from_model(m: Any, where: str, base: Path | None) -> Workload:
     if m.preset is not None:
         wl = preset(m.preset)
         classes = wl.classes
@@ -792,6 +731,9 @@ def _workload_from_model(m: _WorkloadModel, where: str, base: Path | None) -> Wo
 
 def workload_from_dict(data: Any, where: str = "", base: Path | None = None) -> Workload:
     """A workload from the parsed YAML structure (see `load_workload` for the format)."""
+    from pydantic import ValidationError
+
+    from tokenfab.workload_schema import _WorkloadModel
     _check(isinstance(data, dict), f"{where}a workload must be a mapping with classes and arrival (or preset)")
     try:
         m = _WorkloadModel.model_validate(data)

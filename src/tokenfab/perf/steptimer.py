@@ -47,6 +47,7 @@ class StepTimer:
         self.base = float(self._time(StepShapes.build())[0])
         self._tokens: list[float] = []
         self._logits: list[float] = []
+        self._decode_fixed: list[float] = []   # base + tokens + logits time of a pure decode batch
         self._extend(max(int(max_tokens), 1))
         # attention coefficients per layer group, read off the operator table at unit shapes
         factor = engine_scale(dep.engine, params) * dep.pp
@@ -76,8 +77,11 @@ class StepTimer:
         if n < start:
             return
         counts = np.arange(start, n + 1, dtype=float)
-        self._tokens += (self._time(StepShapes.build(decode_seqs=counts, logits=0.0)) - self.base).tolist()
-        self._logits += (self._time(StepShapes.build(logits=counts)) - self.base).tolist()
+        tokens = self._time(StepShapes.build(decode_seqs=counts, logits=0.0)) - self.base
+        logits = self._time(StepShapes.build(logits=counts)) - self.base
+        self._tokens += tokens.tolist()
+        self._logits += logits.tolist()
+        self._decode_fixed += (self.base + tokens + logits).tolist()
 
     def tokens_time(self, tokens: int) -> float:
         if tokens >= len(self._tokens):
@@ -88,6 +92,14 @@ class StepTimer:
         if logits >= len(self._logits):
             self._extend(max(logits, 2 * len(self._logits)))
         return self._logits[logits]
+
+    def decode_fixed(self, seqs: int) -> float:
+        """The part of a pure decode step of `seqs` sequences that does not depend on their context."""
+        try:
+            return self._decode_fixed[seqs]
+        except IndexError:
+            self._extend(max(seqs, 2 * len(self._tokens)))
+            return self._decode_fixed[seqs]
 
     def decode_attn_time(self, seqs: float, ctx: float) -> float:
         """Decode attention of `seqs` sequences attending to `ctx` tokens in all (windows cap each sequence)."""
@@ -117,7 +129,7 @@ class StepTimer:
     def decode_run(self, seqs: int, ctx: float, steps: int) -> np.ndarray:
         """Times of `steps` consecutive pure-decode steps of a fixed batch (context grows by `seqs` a step)."""
         j = np.arange(steps, dtype=float)
-        fixed = self.base + self.tokens_time(seqs) + self.logits_time(seqs)
+        fixed = self.decode_fixed(seqs)
         c = ctx + seqs * j
         attn = self.ctx_slope * c
         for w, k in self.decode_attn:

@@ -254,9 +254,10 @@ class Cluster:
         self._version = [0] * len(self.replicas)
         self._deferred = [False] * len(self.replicas)
         ready, replicas, deferred, version = self._ready, self.replicas, self._deferred, self._version
+        static, events = feed.static, self.events
         while True:
-            t_static = feed.peek_time()
-            t_event = self.events[0][0] if self.events else math.inf
+            t_static = static[0][1] if static else feed.peek_time()
+            t_event = events[0][0] if events else math.inf
             t_arr = t_static if t_static < t_event else t_event
             while ready and ready[0][1] != version[ready[0][2]]:
                 heapq.heappop(ready)

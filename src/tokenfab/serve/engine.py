@@ -138,6 +138,8 @@ class Replica:
         return True
 
     def _evict_until(self, tokens: int) -> None:
+        if not self.cache_idle or self.cfg.kv_tokens - self.kv_used >= tokens:
+            return
         for group in list(self.cache):
             if self.cfg.kv_tokens - self.kv_used >= tokens:
                 return
@@ -337,14 +339,15 @@ class Replica:
         self.cache_idle += held
 
     def _decode_run(self, horizon: float, defer_past: float) -> float:
-        if not self._ensure_growth(len(self.decoding)):
+        cfg, decoding = self.cfg, self.decoding
+        if not cfg.reserve_full and not self._ensure_growth(len(decoding)):
             return math.nan
         timer = self.timer
-        b = len(self.decoding)
-        k = self.decoding[0][0] - self.steps                 # steps to the next finish
-        if not self.cfg.reserve_full:
+        b = len(decoding)
+        k = decoding[0][0] - self.steps                      # steps to the next finish
+        if not cfg.reserve_full:
             k = min(k, self._room() // b)
-        k = max(min(k, self.cfg.max_run), 1)
+        k = max(min(k, cfg.max_run), 1)
         stall = self.stall
         if timer.has_window:
             total = np.cumsum(timer.decode_run(b, self.decode_ctx, k))
@@ -353,7 +356,7 @@ class Replica:
             dt = float(total[k - 1]) + stall
         else:
             slope = timer.ctx_slope * b
-            a = timer.base + timer.tokens_time(b) + timer.logits_time(b) + timer.ctx_slope * self.decode_ctx
+            a = timer.decode_fixed(b) + timer.ctx_slope * self.decode_ctx
             if horizon < math.inf:
                 k = min(k, _steps_to_reach(a, slope, horizon - self.clock - stall))
             dt = k * a + slope * k * (k - 1) / 2.0 + stall
