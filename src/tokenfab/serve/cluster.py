@@ -139,11 +139,6 @@ class RequestFeed:
             del self.followups[session]
         return row
 
-    def next_closed(self) -> Row | None:
-        while not self.closed and not self._exhausted and self._read_one():
-            pass
-        return self.closed.popleft() if self.closed else None
-
 
 Finished = Callable[[Seq, float], None]
 
@@ -220,10 +215,8 @@ class Cluster:
         nxt = feed.next_turn(seq.info[1]) if isinstance(seq.info, tuple) else None
         if nxt is not None:
             self._push(now + nxt[7], 0, nxt)
-        else:
-            closed = feed.next_closed()
-            if closed is not None:
-                self._push(now, 0, closed)
+        elif feed.closed:   # closed loop: the user whose request finished sends the next one
+            self._push(now, 0, feed.closed.popleft())
 
     # --- the loop --------------------------------------------------------------------------------
 

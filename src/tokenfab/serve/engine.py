@@ -227,7 +227,8 @@ class Replica:
 
     def _mixed_step(self) -> bool:
         cfg = self.cfg
-        self._ensure_growth(len(self.decoding))
+        if not cfg.reserve_full:
+            self._ensure_growth(len(self.decoding))
         b = len(self.decoding)
         budget = max(cfg.token_budget - b, 0)
         p_tokens, p_pairs = 0, 0.0
@@ -251,9 +252,10 @@ class Replica:
         self._spend(dt)
         if b:
             self._advance(1)
-        for seq in finished:
-            self.prefilling.remove(seq)
-            self._prompt_done(seq)
+        if finished:
+            del self.prefilling[:len(finished)]   # prompts finish in queue order
+            for seq in finished:
+                self._prompt_done(seq)
         return True
 
     def _spend(self, dt: float) -> None:
