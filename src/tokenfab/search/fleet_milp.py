@@ -80,6 +80,7 @@ class Instance:
     labels: list[str] = field(default_factory=list)   # month labels for messages
     mip_rel_gap: float = 1e-3
     time_limit_s: float = 60.0
+    slo_text: list[str] = field(default_factory=list)   # per class, for messages
 
     def label(self, t: int) -> str:
         return self.labels[t] if self.labels else f"month {t}"
@@ -294,7 +295,8 @@ def _precheck(inst: Instance) -> None:
         if inst.need[c].max() <= 0:
             continue
         if not any(np.asarray(o.capacity)[c] > 0 for o in inst.options):
-            raise Infeasible(f"demand '{name}': no hardware option meets its SLO")
+            slo = f" ({inst.slo_text[c]})" if inst.slo_text else ""
+            raise Infeasible(f"demand '{name}': no hardware option meets its SLO{slo}")
     owned = [o for o in inst.options if o.owned and o.power_w > 0]
     if owned:
         smallest = min(owned, key=lambda o: o.power_w * o.server)
