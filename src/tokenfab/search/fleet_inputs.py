@@ -144,7 +144,8 @@ def _per_chip(cap: Capacity | None, basis: str) -> float:
 
 
 def demand_series(d: DemandSpec, start: int, months: int, case: str = "base") -> np.ndarray:
-    """Tokens/day per month: compound growth from the first month, or a dated series interpolated."""
+    """Tokens/day per month: compound growth from the first month, or a dated series interpolated (flat beyond
+    its ends); `case` low/high scales it by the class's band, opening from 1 today to low/high at the end."""
     t = np.arange(months, dtype=float)
     if d.series is not None:
         at = np.array([parse_month(k, "series") - start for k in d.series], dtype=float)
@@ -152,7 +153,9 @@ def demand_series(d: DemandSpec, start: int, months: int, case: str = "base") ->
         base = np.interp(t, at, v)
     else:
         base = (value(d.tokens_per_day) or 0.0) * (1.0 + (value(d.growth_per_month) or 0.0)) ** t
-    return base * {"base": 1.0, "low": d.low, "high": d.high}[case]
+    # today's demand is known: the low/high band opens linearly to its full width at the horizon's end
+    mult = {"base": 1.0, "low": d.low, "high": d.high}[case]
+    return base * (1.0 + (mult - 1.0) * t / max(months - 1, 1))
 
 
 def _power_cap(plan: PlanSpec, start: int, months: int) -> np.ndarray:

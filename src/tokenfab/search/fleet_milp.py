@@ -17,7 +17,11 @@ is not charged a whole life it is not used for), NRE at the design start, rent, 
 from __future__ import annotations
 
 import math
+import os
+import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -172,8 +176,8 @@ def _active(d: int, life: int, T: int) -> slice:
 class _Builder:
     """Rows and costs of the programme in COO form (vectorised per option)."""
 
-    def __init__(self, inst: Instance, lay: _Layout) -> None:
-        self.inst, self.lay = inst, lay
+    def __init__(self, inst: Instance, lay: _Layout, n: int) -> None:
+        self.inst, self.lay, self.n = inst, lay, n
         self.rows: list[np.ndarray] = []
         self.cols: list[np.ndarray] = []
         self.vals: list[np.ndarray] = []
@@ -194,7 +198,7 @@ class _Builder:
 
     def matrix(self) -> tuple[coo_matrix, np.ndarray, np.ndarray]:
         a = coo_matrix((np.concatenate(self.vals), (np.concatenate(self.rows), np.concatenate(self.cols))),
-                       shape=(self.m, self.lay.n))
+                       shape=(self.m, self.n))
         return a, np.concatenate(self.lo), np.concatenate(self.hi)
 
 
@@ -246,7 +250,7 @@ def build(inst: Instance, slack: bool = False) -> tuple[_Layout, np.ndarray, lis
         cost[lay.n:] = big
     cost *= SCALE
 
-    b = _Builder(inst, lay)
+    b = _Builder(inst, lay, n)
     # demand: sum_o cap[o,c] y[o,c,t] (+ slack) = need[c,t]
     row = np.arange(C * T).reshape(C, T)
     for o, opt in enumerate(inst.options):
@@ -347,13 +351,33 @@ def solve(inst: Instance) -> Solution:
                                  f"the solver stopped without a plan: {res.message}")
     took = time.perf_counter() - t0
     gap = max(best_f - lower, 0.0) / max(abs(best_f), 1e-12)
-    return _solution(inst, lay, best_x, df, took, gap)
+    return _solution(inst, lay, np.where(np.abs(best_x) < 1e-9, 0.0, best_x), df, took, gap)
 
 
 def _milp(inst: Instance, cost: np.ndarray, cons: list[LinearConstraint], integ: np.ndarray, bounds: Bounds,
           gap: float) -> Any:
-    return milp(cost, constraints=cons, integrality=integ, bounds=bounds,
-                options={"mip_rel_gap": gap, "time_limit": inst.time_limit_s, "disp": False})
+    with _quiet():
+        return milp(cost, constraints=cons, integrality=integ, bounds=bounds,
+                    options={"mip_rel_gap": gap, "time_limit": inst.time_limit_s, "disp": False})
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """HiGHS' MIP solver prints a debugging line to the C stdout now and then, whatever `disp` says; keep the
+    command's output clean by pointing file descriptor 1 at /dev/null while it runs."""
+    try:
+        sys.stdout.flush()
+        saved = os.dup(1)
+    except (OSError, ValueError, AttributeError):
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 1)
+            yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def _infeasible(res: Any) -> bool:
@@ -404,6 +428,7 @@ def _solution(inst: Instance, lay: _Layout, x: np.ndarray, df: np.ndarray, took:
     custom = np.array([o.kind == "custom" for o in inst.options])
     total = tps.sum(axis=(0, 1))
     share = np.where(total > 0, tps[custom].sum(axis=(0, 1)) / np.maximum(total, 1e-300), 0.0)
+    capex, opex = float(capex), float(opex)
     sol = Solution(inst, capex + opex, delivered, in_service, route, built, capex, opex, monthly, per_mtok, share,
                    [], took, gap)
     sol.binding = binding(sol, lay)
@@ -464,8 +489,7 @@ def binding(sol: Solution, lay: _Layout) -> list[str]:
 def diagnose(inst: Instance) -> str:
     """One line naming the first demand that no plan can meet, and the limits that stop it."""
     lay, cost, cons, bounds, integ, _ = build(inst, slack=True)
-    res = milp(cost, constraints=cons, integrality=np.zeros_like(integ), bounds=bounds,
-               options={"time_limit": inst.time_limit_s, "disp": False})
+    res = _milp(inst, cost, cons, np.zeros_like(integ), bounds, 0.0)
     if res.x is None:
         return f"no plan meets every constraint ({res.message})"
     x = np.asarray(res.x)
@@ -495,8 +519,9 @@ def diagnose(inst: Instance) -> str:
             if np.isfinite(opt.available[t]):
                 limits.append(f"rental availability of {opt.name} ({opt.available[t]:,.0f} chips)")
     limits.append(f"datacenter power ({inst.power_cap_w[t] / 1e6:g} MW)")
-    return (f"demand '{inst.classes[c]}' in {inst.label(t)} cannot be met within its SLO: {rel[c, t]:.0%} of it "
-            f"is beyond what can be in service then; limited by {'; '.join(limits)}")
+    return (f"demand '{inst.classes[c]}' in {inst.label(t)} cannot be met within its SLO: {short[c, t]:,.3g} of "
+            f"{inst.need[c, t]:,.3g} tokens/s ({rel[c, t]:.2g} of it) are beyond what can be in service then; "
+            f"limited by {'; '.join(limits)}")
 
 
 __all__ = ["DAYS_PER_MONTH", "HOURS_PER_MONTH", "Infeasible", "Instance", "Option", "Solution", "build", "diagnose",

@@ -92,8 +92,8 @@ class DemandSpec(_Doc):
     tokens_per_day: Num | None = Field(default=None, description="in the first month")
     growth_per_month: Num = 0.0
     series: dict[str, float] | None = None   # YYYY-MM -> tokens/day, linearly interpolated, flat outside
-    low: float = Field(default=1.0, gt=0, description="multiplier of the low-demand case")
-    high: float = Field(default=1.0, gt=0, description="multiplier of the high-demand case")
+    low: float = Field(default=1.0, gt=0, description="low-demand multiplier reached at the horizon's end")
+    high: float = Field(default=1.0, gt=0, description="high-demand multiplier reached at the horizon's end")
     arrival_cv: float | None = Field(default=None, ge=0)
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
@@ -176,7 +176,7 @@ class PlanSpec(_Doc):
     demand_tokens: Literal["output", "total"] = "output"
     peak_to_mean: Num = 1.0
     requests_per_probe: int = Field(default=3000, ge=100)
-    mip_rel_gap: float = Field(default=1e-6, ge=0)
+    mip_rel_gap: float = Field(default=1e-3, ge=0)
     demand: list[DemandSpec]
     hardware: HardwareSpec
     datacenter: DatacenterSpec
