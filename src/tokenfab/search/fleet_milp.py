@@ -342,10 +342,12 @@ def solve(inst: Instance) -> Solution:
                 best_x, best_f = np.asarray(box.x), float(box.fun)
         if best_x is None or best_f - lower > inst.mip_rel_gap * max(abs(best_f), 1e-12):
             res = _milp(inst, cost, cons, integ, bounds, inst.mip_rel_gap)
-            if res.x is not None and float(res.fun) < best_f:
-                best_x, best_f = np.asarray(res.x), float(res.fun)
-                bound = float(getattr(res, "mip_dual_bound", None) or lower)
-                lower = max(lower, bound) if bound <= best_f else lower
+            if res.x is not None:
+                if float(res.fun) < best_f:
+                    best_x, best_f = np.asarray(res.x), float(res.fun)
+                bound = getattr(res, "mip_dual_bound", None)
+                if bound is not None and np.isfinite(bound):
+                    lower = max(lower, min(float(bound), best_f))
             elif best_x is None:
                 raise Infeasible(diagnose(inst) if _infeasible(res) else
                                  f"the solver stopped without a plan: {res.message}")
