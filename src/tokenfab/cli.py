@@ -588,6 +588,7 @@ def fleet(
         fd, tmp = tempfile.mkstemp(suffix=".html.part", dir=folder)
         with os.fdopen(fd, "w") as fh:
             fh.write(page)
+        os.chmod(tmp, 0o644)
     except OSError as e:
         fail(f"--report {report_path}: cannot write: {e.strerror}")
     try:
