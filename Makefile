@@ -27,6 +27,7 @@ test: install-dev
 bench: install-dev
 	$(BIN)/python benchmarks/bench_step_cost.py
 	$(BIN)/python benchmarks/bench_predict.py
+	$(BIN)/python benchmarks/bench_fleet.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info

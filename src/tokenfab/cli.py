@@ -17,7 +17,7 @@ from tokenfab.units import GiB
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Design and price LLM-inference hardware: predict, calibrate, validate, compare, "
-                       "silicon, tco, breakeven.")
+                       "silicon, tco, breakeven, fleet.")
 hardware_app = typer.Typer(no_args_is_help=True, help="The accelerator catalog.")
 model_app = typer.Typer(no_args_is_help=True, help="The model zoo (or any HF config.json).")
 app.add_typer(hardware_app, name="hardware")
@@ -579,6 +579,92 @@ def breakeven(
     out.print(table)
     out.print(f"break-even volume: {_band(be.volume)} custom chips; break-even time at this demand: "
               f"{_band(be.years, '{:,.2f}')} years (inf = never); {samples:,} samples, seed {seed}")
+
+
+@app.command()
+def fleet(
+    plan: Annotated[Path, typer.Argument(help="fleet plan YAML (examples/fleet/*.yaml)")],
+    scenarios: Annotated[str | None, typer.Option(help="comma-separated scenario names of the plan or short forms "
+                                                        "(gpu-price:-30, supply:0.5, slip:6, yield:0.7, "
+                                                        "demand:high, power:0.8); default: all of the plan's")] = None,
+    store: Annotated[Path, typer.Option(help="DuckDB results store")] = Path("tokenfab.duckdb"),
+    report: Annotated[Path | None, typer.Option(help="HTML report (default: PLAN-report.html by the store)")] = None,
+    cache: Annotated[Path | None, typer.Option(help="SLO-capacity cache folder")] = Path(".tokenfab-cache"),
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="recompute every SLO capacity")] = False,
+    bargaining: Annotated[bool, typer.Option(help="bisect the GPU price at which a custom chip stops paying")] = True,
+) -> None:
+    """Plan a fleet month by month (purchases, rentals, custom silicon, routing) under scenarios; prints a summary,
+    stores the run and writes the report section."""
+    import os
+    import tempfile
+
+    from tokenfab.report.fleet import fleet_html
+    from tokenfab.search.fleet import plan_fleet, rows, summary
+    from tokenfab.search.fleet_plan import FleetError
+    names = [n.strip() for n in scenarios.split(",") if n.strip()] if scenarios is not None else None
+    try:
+        result = plan_fleet(plan, names, cache_dir=None if no_cache else cache, bargaining=bargaining,
+                            progress=lambda m: err.print(f"  {m}", highlight=False, markup=False))
+    except FleetError as e:
+        fail(str(e))
+    data = rows(result)
+    title = f"fleet plan {result.plan.name}: {result.plan.model}, {result.plan.start} + {result.plan.months} months"
+    table = Table("scenario", "total $ (disc.)", "capex $", "opex $", "$/Mtok mean", "$/Mtok first->last",
+                  "custom share", "binding / infeasible", title=title)
+    for r in result.scenarios:
+        sm = summary(r)
+        if sm["infeasible"]:
+            table.add_row(r.name, "infeasible", "", "", "", "", "", sm["infeasible"])
+            continue
+        table.add_row(r.name, f"{sm['total_cost_usd'] / 1e9:,.3f} B", f"{sm['capex_usd'] / 1e9:,.3f} B",
+                      f"{sm['opex_usd'] / 1e9:,.3f} B", f"{sm['usd_per_mtok_mean']:.3f}",
+                      f"{sm['usd_per_mtok_first']:.3f} -> {sm['usd_per_mtok_last']:.3f}",
+                      f"{sm['custom_share_tokens']:.0%}", "; ".join(sm["binding"]) or "-")
+    out.print(table)
+    base = result.base.solution
+    assert base is not None
+    inst = base.instance
+    step = max(1, inst.months // 8)
+    months = list(range(0, inst.months, step)) + ([inst.months - 1] if (inst.months - 1) % step else [])
+    ft = Table("hardware", *[inst.label(t) for t in months], title="base plan: chips in service (rented: in use)")
+    for o, opt in enumerate(inst.options):
+        if base.in_service[o].max() > 0:
+            ft.add_row(opt.name, *[f"{base.in_service[o, t]:,.0f}" for t in months])
+    ft.add_row("$/Mtok", *[f"{base.usd_per_mtok[t]:.3f}" for t in months])
+    ft.add_row("custom share", *[f"{base.custom_share[t]:.0%}" for t in months])
+    out.print(ft)
+    bp = result.bargaining
+    if bp is not None:
+        if bp.worth_building_now:
+            out.print(f"bargaining power: the custom chip saves ${bp.saving_usd / 1e6:,.0f} M (discounted) at today's "
+                      f"GPU prices and stays worth building until GPU prices fall {bp.price_cut:.0%} "
+                      f"(x{bp.breakeven_multiplier:.2f}; bisection, {bp.iterations} solves)")
+        else:
+            out.print("bargaining power: at today's GPU prices the optimal plan does not build the custom chip")
+    page = fleet_html(title, data, result.plan.description or "")
+    report_path = report or store.parent / f"{plan.stem}-report.html"
+    folder = report_path.parent if str(report_path.parent) else Path(".")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(suffix=".html.part", dir=folder)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(page)
+        os.chmod(tmp, 0o644)
+    except OSError as e:
+        fail(f"--report {report_path}: cannot write: {e.strerror}")
+    try:
+        from tokenfab.store import Store
+        db = Store(store)
+        run_id = db.start_run("fleet", {"plan": str(plan), "name": result.plan.name,
+                                        "scenarios": [r.name for r in result.scenarios]})
+        db.write_points(run_id, data)
+        db.finish_run(run_id, {"base": {k: v for k, v in summary(result.base).items() if k != "shocks"},
+                               "bargaining": next((r for r in data if r["kind"] == "bargaining"), None)})
+    except Exception as e:  # noqa: BLE001 (the store is another module's; report its failure in one line)
+        os.unlink(tmp)
+        fail(f"--store {store}: {str(e).splitlines()[0]}")
+    os.replace(tmp, report_path)
+    out.print(f"stored run {run_id} ({len(data)} rows) in {store}; report {report_path}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -163,7 +163,12 @@ class Replica:
                 need = seq.target - seq.done - hit + BLOCK_TOKENS // 2
                 if cfg.reserve_full:
                     need += seq.out_len - seq.generated
+            pin = entry is not None and hit > 0
+            if pin:   # pinned first, so that claiming memory cannot evict the very prefix this request reads
+                self._use_entry(seq.group, entry)
             if not self._take(need):
+                if pin:
+                    self._release_entry(entry)
                 break
             self.waiting.popleft()
             if seq.swapped:
@@ -171,8 +176,7 @@ class Replica:
                 seq.swapped = False
             else:
                 seq.reserved = need
-                if entry is not None and hit > 0:
-                    self._use_entry(seq.group, entry)
+                if pin:
                     seq.holds_ref = True
                     seq.done = seq.hit = hit
             if math.isnan(seq.admit_t):
@@ -187,6 +191,11 @@ class Replica:
             self.cache_idle -= entry[1]
         entry[2] += 1
         self.cache.move_to_end(group)
+
+    def _release_entry(self, entry: list[int]) -> None:
+        entry[2] -= 1
+        if entry[2] == 0:
+            self.cache_idle += entry[1]
 
     # --- stepping --------------------------------------------------------------------------------
 
@@ -314,9 +323,7 @@ class Replica:
             seq.holds_ref = False
             entry = self.cache.get(seq.group)
             if entry is not None:
-                entry[2] -= 1
-                if entry[2] == 0:
-                    self.cache_idle += entry[1]
+                self._release_entry(entry)
 
     def _leave(self, seq: Seq) -> None:
         if seq.cache_group >= 0 and self.cfg.prefix_caching and self.cfg.role != "prefill":

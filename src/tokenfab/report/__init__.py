@@ -1,0 +1,1 @@
+"""Report: tables, plots and HTML built from stored results only."""

@@ -1,0 +1,109 @@
+"""`tokenfab fleet`: a small plan end to end (store, report), and bad input -> one line, exit 2, nothing written."""
+
+from __future__ import annotations
+
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from tokenfab.cli import app
+from tokenfab.search.fleet import plan_fleet
+from tokenfab.search.fleet_plan import FleetError, load_plan, parse_plan
+from tokenfab.store import Store
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "fleet"
+runner = CliRunner()
+
+
+def tiny(**changes: object) -> dict:
+    plan = {
+        "name": "tiny", "model": "llama-3.1-8b", "start": "2026-01", "months": 12, "requests_per_probe": 200,
+        "demand": [
+            {"name": "chat", "preset": "chat", "tokens_per_day": 2e10, "growth_per_month": 0.1, "low": 0.5,
+             "high": 2.0},
+            {"name": "batch", "class": {"input_len": 1000, "output_len": 200},
+             "slo": {"ttft_s": 5.0, "tpot_s": 0.1, "percentile": 90}, "tokens_per_day": 1e9},
+        ],
+        "hardware": {"buy": [{"id": "h100-sxm", "lead_time_months": 1, "supply_per_month": 400}],
+                     "rent": [{"id": "h100-sxm", "available": 300}]},
+        "datacenter": {"capacity_mw": 2.0},
+        "scenarios": [{"name": "cheap", "gpu_price": -0.3, "rent_price": -0.3}, {"name": "busy", "demand": "high"}],
+    }
+    plan.update(changes)
+    return plan
+
+
+def write(tmp: Path, plan: dict) -> Path:
+    path = tmp / "plan.yaml"
+    path.write_text(yaml.safe_dump(plan))
+    return path
+
+
+def test_tiny_plan_end_to_end(tmp_path: Path) -> None:
+    plan = write(tmp_path, tiny())
+    db, html = tmp_path / "r.duckdb", tmp_path / "r.html"
+    res = runner.invoke(app, ["fleet", str(plan), "--store", str(db), "--report", str(html), "--cache",
+                              str(tmp_path / "cache"), "--scenarios", "cheap,busy,supply:0.5"])
+    assert res.exit_code == 0, res.output
+    assert "base" in res.output and "cheap" in res.output and "supply:0.5" in res.output
+    store = Store(db)
+    (run,) = store.runs()
+    pts = store.points(run["run_id"]).to_pylist()
+    kinds = {p["kind"] for p in pts}
+    assert {"capacity", "summary", "month", "fleet"} <= kinds
+    summaries = {p["scenario"]: p for p in pts if p["kind"] == "summary"}
+    assert summaries["cheap"]["total_cost_usd"] < summaries["base"]["total_cost_usd"]
+    assert summaries["busy"]["total_cost_usd"] > summaries["base"]["total_cost_usd"]
+    page = html.read_text()
+    HTMLParser().feed(page)
+    assert page.count("<svg") >= 2 and "$ per million tokens" in page and "<script" not in page
+
+
+def test_same_plan_same_plan(tmp_path: Path) -> None:
+    plan = parse_plan(tiny(scenarios=[]))
+    a = plan_fleet(plan, cache_dir=tmp_path).base.solution
+    b = plan_fleet(plan, cache_dir=tmp_path).base.solution
+    assert a is not None and b is not None
+    assert a.cost == b.cost and (a.delivered == b.delivered).all()
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"hardware": {"custom": [{"design": "inference-hbm", "tape_out": "2026-06", "first_delivery": "2026-03",
+                               "supply_per_month": 100}]}},
+     "hardware.custom[0] (inference-hbm): dates out of order: first_delivery 2026-03 is before tape_out 2026-06"),
+    ({"datacenter": {"capacity_mw": 0.004}}, "datacenter.capacity_mw: 0.004 MW is below one server"),
+    ({"demand": [{"name": "instant", "preset": "chat", "slo": {"ttft_s": 0.0001, "percentile": 99},
+                  "tokens_per_day": 1e9}]},
+     "demand 'instant': no hardware option meets its SLO (p99 TTFT <= 0.1 ms)"),
+    ({"start": "2026-13"}, "start = '2026-13': a month is written YYYY-MM"),
+    ({"months": 0}, "months: Input should be greater than or equal to 1"),
+    ({"colour": "red"}, "colour: unknown field"),
+    ({"hardware": {"rent": [{"id": "h100-sxm", "available": 10}]}},
+     "infeasible: demand 'chat' in 2026-01 cannot be met within its SLO"),
+])
+def test_bad_input_one_line_exit_2_nothing_written(tmp_path: Path, change: dict, message: str) -> None:
+    plan = write(tmp_path, tiny(**change, scenarios=[]))
+    db, html = tmp_path / "r.duckdb", tmp_path / "r.html"
+    res = runner.invoke(app, ["fleet", str(plan), "--store", str(db), "--report", str(html), "--cache",
+                              str(tmp_path / "cache"), "--no-bargaining"])
+    assert res.exit_code == 2, res.output
+    line = res.stderr.strip() if hasattr(res, "stderr") and res.stderr else res.output.strip().splitlines()[-1]
+    assert message in line and "\n" not in line.split("error: ")[-1]
+    assert not db.exists() and not html.exists()
+    assert not list(tmp_path.glob("*.part"))
+
+
+def test_example_plans_validate() -> None:
+    for name in ("gpu-only.yaml", "gpu-custom.yaml"):
+        plan = load_plan(EXAMPLES / name)
+        assert plan.months >= 36 and plan.scenarios
+    custom = load_plan(EXAMPLES / "gpu-custom.yaml")
+    assert custom.hardware.custom and not load_plan(EXAMPLES / "gpu-only.yaml").hardware.custom
+
+
+def test_unknown_scenario_is_named() -> None:
+    with pytest.raises(FleetError, match="--scenarios 'nope'"):
+        plan_fleet(parse_plan(tiny()), ["nope"])
