@@ -1,0 +1,1 @@
+"""Design-space search: the analytic screen, the chip search, the simulator tier, backends."""
