@@ -520,5 +520,8 @@ def breakeven(
               f"{_band(be.years, '{:,.2f}')} years (inf = never); {samples:,} samples, seed {seed}")
 
 
+# design and results commands live in their own module; importing it registers them on `app`
+from tokenfab import cli_design as _cli_design  # noqa: E402,F401
+
 if __name__ == "__main__":  # pragma: no cover
     app()

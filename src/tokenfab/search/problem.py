@@ -100,6 +100,11 @@ class DesignProblem:
                 raw.setdefault("constraints", {})[key] = value
             else:
                 raw[key] = value
+        if overrides.get("traffic") is not None or overrides.get("models") is not None:
+            # the default's class -> model routing only where both ends are still there
+            models = raw["models"] if isinstance(raw["models"], list) else [raw["models"]]
+            traffic = str(raw.get("traffic"))
+            raw["assign"] = {c: m for c, m in (raw.get("assign") or {}).items() if m in models and c in traffic}
         if overrides.get("demand_output_tokens_per_day") is not None:
             raw.pop("demand_source", None)
         prob = cls(raw)

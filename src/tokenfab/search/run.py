@@ -382,7 +382,8 @@ def assumptions(problem: DesignProblem, d: Draws) -> list[dict[str, Any]]:
         out.append({"name": "demand_output_tokens_per_day", "value": problem.demand, "low": None, "high": None,
                     "source": " ".join(str(problem.raw["demand_source"]).split())})
     from tokenfab import workload as W
-    for name in (problem.raw.get("traffic") or {}).get("mix", {}) if isinstance(problem.raw.get("traffic"), dict) else []:
+    traffic = problem.raw.get("traffic")
+    for name in traffic.get("mix", {}) if isinstance(traffic, dict) else []:
         info = W.preset_info(name)
         for c in info.get("classes", []):
             slo = c.get("slo") or {}
