@@ -248,6 +248,7 @@ class Store:
                 import pyarrow.csv as pcsv
 
                 pcsv.write_csv(_flat(table), tmp)
+            os.chmod(tmp, 0o644)
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
