@@ -277,7 +277,12 @@ def roofline(problem: DesignProblem, row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _band(x: Any) -> list[float]:
-    return list(percentiles(np.asarray(x, dtype=float)))
+    """P10, P50, P90; nearest-rank so that 'never' (inf) draws stay inf instead of turning into NaN."""
+    arr = np.sort(np.atleast_1d(np.asarray(x, dtype=float)))
+    if np.isfinite(arr).all():
+        return list(percentiles(arr))
+    idx = np.clip(np.round(np.array([0.1, 0.5, 0.9]) * (arr.size - 1)).astype(int), 0, arr.size - 1)
+    return [float(v) for v in arr[idx]]
 
 
 def summarise(problem: DesignProblem, opts: SearchOptions, rows: list[dict[str, Any]], sims: list[dict[str, Any]],
