@@ -65,7 +65,7 @@ def custom_candidate(problem: DesignProblem, axes: dict[str, Any]) -> Candidate:
     key = "c-" + _key({"axes": axes, "node": problem.constraints["node"],
                        "template": problem.raw.get("template", "inference-hbm")})
     label = (f"{axes['cores']}c@{axes['clock_ghz']}GHz {axes['memory']} {axes['sram_shared_mb']}MB "
-             f"su{axes['scaleup_links']}x{axes['scaleup_domain']}")
+             f"su{axes['scaleup_links']}x{axes['scaleup_domain']} so{axes['scaleout_gbps']}")
     raw = design_dict(problem, axes)
     total = raw["cores"] + raw["spare_cores"]
     last_err = "no chiplet count divides the cores"

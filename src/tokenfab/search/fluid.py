@@ -115,18 +115,27 @@ def screen_layout(model: ModelSpec, chip: Chip, dep: Deployment, params: EffPara
     reserve = dep.preset["reserve_full_sequence"]
     kv_ok = B * (isl + (osl if reserve else osl / 2.0)) <= kv        # (G,)
     nB = batch_limits.size
-    lim_ok = B[None, :] <= batch_limits[:, None]                      # (nB, G)
+    # slots: decoding plus prefilling sequences, with square-root headroom for arrival fluctuations
+    # (a full batch makes arrivals queue for a slot, and TTFT explodes)
+    occupancy = B * (1.0 + np.ceil(isl / np.max(chunks)) / (osl - 1.0))
+    lim_ok = (occupancy + mix.z * np.sqrt(occupancy))[None, :] <= batch_limits[:, None]     # (nB, G)
 
     # ---- unified replicas (chunked prefill mixed with decode) -------------------------------------
     with np.errstate(divide="ignore", invalid="ignore"):
         rho = np.where(chunk_tok > 0, p[:, None] / chunk_tok, np.inf)                       # (G, nT)
         n_short = max(mix.osl_short - 1.0, 1.0)
         share = np.clip(rho + mix.z * np.sqrt(np.clip(rho * (1 - rho), 0, None) / n_short), 0.0, 1.0)
-        tpot_tail = t0[:, None] + (tc - t0[:, None]) * share
+        # the batch itself fluctuates (Poisson-like): the tail request decodes beside B + z*sqrt(B) others
+        b_hi = B + mix.z * np.sqrt(B)
+        t0_hi = np.interp(b_hi, B, t0)
+        tpot_tail = t0_hi[:, None] + (tc - t0[:, None]) * share
         resid = mix.isl_resid / chunk_tok * tc
         wait = resid * np.maximum(np.log(rho / mix.tail), 0.0) / (1.0 - rho)
         s_tail = np.ceil(mix.isl_tail[None, None, :] / chunk_tok[:, :, None]) * tc[:, :, None]   # (G, nT, C)
-        ttft_c = wait[:, :, None] + s_tail
+        # an arrival first waits out the step in flight: a chunk step whenever chunks are common enough to
+        # reach the tail (rho above 1 - percentile), else a decode step
+        inflight = np.where(rho > mix.tail, tc, t0[:, None])
+        ttft_c = (wait + inflight)[:, :, None] + s_tail
         ttft_ok = (ttft_c <= mix.ttft).all(axis=2)
         ttft_u = ttft_c.max(axis=2)
     budget_ok = rho < RHO_MAX
@@ -139,7 +148,7 @@ def screen_layout(model: ModelSpec, chip: Chip, dep: Deployment, params: EffPara
     resid_pf = mix.isl_resid / chunks * tpf
     with np.errstate(divide="ignore", invalid="ignore"):
         w_pf = resid_pf[:, None] * np.maximum(np.log(PD_RHO[None, :] / mix.tail), 0.0) / (1.0 - PD_RHO[None, :])
-    tail_pf = np.ceil(mix.isl_tail[None, :] / chunks[:, None]) * tpf[:, None] + kv_transfer_s   # (nT, C)
+    tail_pf = (np.ceil(mix.isl_tail[None, :] / chunks[:, None]) + 1.0) * tpf[:, None] + kv_transfer_s  # (nT, C)
     ttft_pd_all = w_pf[:, :, None] + tail_pf[:, None, :]                                      # (nT, R, C)
     ok_r = (ttft_pd_all <= mix.ttft).all(axis=2)                                              # (nT, R)
     first = np.where(ok_r.any(axis=1), ok_r.argmax(axis=1), -1)                               # best (largest) rho
@@ -149,7 +158,7 @@ def screen_layout(model: ModelSpec, chip: Chip, dep: Deployment, params: EffPara
     ratio = rate_d[:, None] / (mu[None, :] * rho_pd[None, :])       # (G, nT)
     x_pd = rate_d * osl
     power_pd = e0[:, None] / t0[:, None] + ratio * epf[None, :] / tpf[None, :] * rho_pd[None, :]
-    tpot_pd_ok = (t0 * (1.0 + mix.z * 0.02)) <= mix.tpot
+    tpot_pd_ok = np.interp(B + mix.z * np.sqrt(B), B, t0) <= mix.tpot
 
     # ---- pick the best B for every (batch limit, chunk, mode) -------------------------------------
     devices = float(dep.devices)
