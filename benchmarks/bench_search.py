@@ -44,7 +44,7 @@ def main() -> None:
     t_all = time.perf_counter() - start
     best = min(table.values())
     print(f"exhaustive: {len(table)} chips in {t_all:.1f} s, optimum ${best:.4f}/Mtok")
-    hits, worst = 0, 0.0
+    hits, worst, fracs = 0, 0.0, []
     for seed in range(10):
         start = time.perf_counter()
         seen = local_search(sizes, objective, seed=seed)
@@ -53,9 +53,11 @@ def main() -> None:
         ok = found <= best * 1.01
         hits += ok
         worst = max(worst, t / t_all)
+        fracs.append(t / t_all)
         print(f"seed {seed}: {len(seen)} chips, {t:.1f} s ({t / t_all:.1%} of exhaustive), "
               f"${found:.4f}/Mtok ({found / best - 1:+.2%}) {'ok' if ok else 'MISS'}")
-    print(f"found the optimum (within 1%) in {hits}/10 seeds; slowest search {worst:.1%} of the exhaustive time; "
+    print(f"found the optimum (within 1%) in {hits}/10 seeds; search time {sum(fracs) / 10:.1%} of the exhaustive "
+          f"time on average, {worst:.1%} for the slowest seed; "
           f"target >= 9/10 and < 10%: {'met' if hits >= 9 and worst < 0.1 else 'NOT met'}")
 
 

@@ -29,12 +29,14 @@ def neighbours(p: Point, sizes: Sequence[int]) -> list[Point]:
     return out
 
 
-def local_search(sizes: Sequence[int], evaluate: Evaluate, seed: int = 0, starts: int = 6, beam: int = 3,
-                 budget: int | None = None) -> dict[Point, float]:
+def local_search(sizes: Sequence[int], evaluate: Evaluate, seed: int = 0, starts: int = 4, beam: int = 2,
+                 budget: int | None = None, tol: float = 1e-3) -> dict[Point, float]:
     """Multi-start steepest descent; returns every point evaluated with its objective (lower is better).
 
     Each round evaluates, as one batch, the unvisited neighbours of the `beam` best points so far; it
-    stops when every neighbour of the beam has been seen (a local optimum for all of them) or at `budget`."""
+    stops when every neighbour of the beam has been seen (a local optimum for all of them), when a round
+    improves the best by less than `tol` (relative: a flat ridge of near-ties is not worth walking), or
+    at `budget`."""
     rng = np.random.default_rng(seed)
     total = math.prod(sizes)
     budget = min(budget or total, total)
@@ -57,7 +59,11 @@ def local_search(sizes: Sequence[int], evaluate: Evaluate, seed: int = 0, starts
             fresh = [tuple(int(rng.integers(n)) for n in sizes) for _ in range(starts)]
             if all(q in seen for q in fresh):
                 break
+        before = seen[ranked[0]]
         run(fresh)
+        after = min(seen.values())
+        if math.isfinite(before) and after > before * (1.0 - tol):
+            break
     return seen
 
 

@@ -34,8 +34,8 @@ class SearchOptions:
     """How to search (part of the run's identity: other settings make another run)."""
 
     seed: int = 0
-    starts: int = 6
-    beam: int = 3
+    starts: int = 4
+    beam: int = 2
     budget: int | None = None        # most custom chips to evaluate (None: until the search converges)
     exhaustive: bool = False
     top_k: int = 12
