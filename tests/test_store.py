@@ -1,22 +1,113 @@
-"""The results store: runs, idempotent points, export."""
+"""Results store: stable run ids, idempotent writes, resume, listing and export."""
 
-from pathlib import Path
+from __future__ import annotations
 
+import csv
+
+import numpy as np
 import pyarrow.parquet as pq
+import pytest
 
-from tokenfab.store import Store
+from tokenfab.store import Store, StoreError, run_id_for
 
 
-def test_points_are_idempotent_on_key_and_round_trip(tmp_path: Path) -> None:
-    store = Store(tmp_path / "t.duckdb")
-    run = store.start_run("fleet", {"plan": "x"})
-    assert store.write_points(run, [{"key": "a", "v": 1.0}, {"key": "b", "v": 2.0, "w": "x"}]) == 2
-    assert store.write_points(run, [{"key": "a", "v": 9.0}, {"key": "c", "v": 3.0}]) == 1
-    assert store.done_keys(run) == {"a", "b", "c"}
-    table = store.points(run)
-    assert table.column("v").to_pylist() == [1.0, 2.0, 3.0] and table.column("w").to_pylist() == [None, "x", None]
-    store.finish_run(run, {"ok": True})
-    (info,) = Store(tmp_path / "t.duckdb").runs()
-    assert info["kind"] == "fleet" and info["config"] == {"plan": "x"} and info["summary"] == {"ok": True}
-    store.export(run, tmp_path / "p.parquet")
-    assert pq.read_table(tmp_path / "p.parquet").num_rows == 3
+def _rows(keys: range) -> list[dict]:
+    return [{"key": f"p{k:03d}", "x": float(k) / 3.0, "n": k, "tag": "a" if k % 2 else "b"} for k in keys]
+
+
+def test_run_id_is_stable_and_order_free(tmp_path):
+    s = Store(tmp_path / "r.duckdb")
+    a = s.start_run("design", {"a": 1, "b": [1, 2]})
+    b = s.start_run("design", {"b": [1, 2], "a": 1})
+    assert a == b == run_id_for("design", {"a": 1, "b": [1, 2]})
+    assert s.start_run("design", {"a": 2, "b": [1, 2]}) != a
+    assert s.start_run("fleet", {"a": 1, "b": [1, 2]}) != a
+    assert len(s.runs()) == 3
+
+
+def test_write_points_idempotent_and_counts_new(tmp_path):
+    s = Store(tmp_path / "r.duckdb")
+    rid = s.start_run("design", {"seed": 0})
+    assert s.write_points(rid, _rows(range(10))) == 10
+    assert s.write_points(rid, _rows(range(5, 15))) == 5
+    assert s.write_points(rid, _rows(range(15))) == 0
+    assert s.write_points(rid, _rows(range(15, 16)) * 3) == 1  # duplicates within one call
+    assert s.done_keys(rid) == {f"p{k:03d}" for k in range(16)}
+    t = s.points(rid)
+    assert t.num_rows == 16
+    assert t.column("key").to_pylist() == sorted(f"p{k:03d}" for k in range(16))
+    assert t.column("x").to_pylist()[7] == 7 / 3.0  # exact float round trip
+
+
+def test_points_order_independent_of_write_order(tmp_path):
+    a, b = Store(tmp_path / "a.duckdb"), Store(tmp_path / "b.duckdb")
+    ra, rb = a.start_run("k", {}), b.start_run("k", {})
+    a.write_points(ra, _rows(range(20)))
+    for chunk in (range(10, 20), range(0, 5), range(5, 10)):
+        b.write_points(rb, _rows(chunk))
+    assert a.points(ra).equals(b.points(rb))
+
+
+def test_write_is_atomic_per_call(tmp_path):
+    s = Store(tmp_path / "r.duckdb")
+    rid = s.start_run("k", {})
+    bad = _rows(range(3)) + [{"key": "bad", "v": object()}]
+    with pytest.raises(TypeError):
+        s.write_points(rid, bad)
+    assert s.done_keys(rid) == set()
+    with pytest.raises(StoreError):
+        s.write_points(rid, [{"no_key": 1}])
+    with pytest.raises(StoreError):
+        s.write_points("nope", _rows(range(2)))
+    assert s.done_keys(rid) == set()
+
+
+def test_runs_listing_and_finish(tmp_path):
+    s = Store(tmp_path / "r.duckdb")
+    rid = s.start_run("design", {"m": "x"})
+    s.write_points(rid, _rows(range(4)))
+    (r,) = s.runs()
+    assert (r["id"], r["kind"], r["status"], r["points"], r["summary"]) == (rid, "design", "running", 4, None)
+    s.finish_run(rid, {"best": 1.5, "arr": np.array([1.0, 2.0])})
+    (r,) = s.runs()
+    assert r["status"] == "done" and r["summary"] == {"best": 1.5, "arr": [1.0, 2.0]}
+    assert r["config"] == {"m": "x"} and r["created"]
+    assert s.run(rid[:6])["id"] == rid
+    with pytest.raises(StoreError):
+        s.run("zzzzzz")
+    # resuming a finished run keeps it finished and its points
+    assert s.start_run("design", {"m": "x"}) == rid
+    assert s.runs()[0]["status"] == "done"
+
+
+def test_reading_never_creates_the_file(tmp_path):
+    p = tmp_path / "none.duckdb"
+    s = Store(p)
+    assert s.runs() == [] and s.done_keys("x") == set() and s.point_rows("x") == []
+    assert not p.exists()
+
+
+def test_export_parquet_and_csv(tmp_path):
+    s = Store(tmp_path / "r.duckdb")
+    rid = s.start_run("k", {})
+    rows = _rows(range(6))
+    rows[0]["nested"] = {"a": 1}
+    rows[1]["nested"] = {"a": 2}
+    s.write_points(rid, rows)
+    s.export(rid, tmp_path / "o.parquet")
+    t = pq.read_table(tmp_path / "o.parquet")
+    assert t.num_rows == 6 and set(t.column_names) >= {"key", "x", "n", "tag", "nested"}
+    s.export(rid, tmp_path / "o.csv")
+    with open(tmp_path / "o.csv") as f:
+        got = list(csv.DictReader(f))
+    assert len(got) == 6 and got[2]["key"] == "p002" and float(got[2]["x"]) == pytest.approx(2 / 3)
+    with pytest.raises(StoreError):
+        s.export(rid, tmp_path / "o.xlsx")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o.csv", "o.parquet", "r.duckdb"]
+
+
+def test_second_store_object_sees_writes(tmp_path):
+    p = tmp_path / "r.duckdb"
+    rid = Store(p).start_run("k", {"z": 1})
+    Store(p).write_points(rid, _rows(range(3)))
+    assert Store(p).done_keys(rid) == {"p000", "p001", "p002"}

@@ -667,9 +667,6 @@ def fleet(
     out.print(f"stored run {run_id} ({len(data)} rows) in {store}; report {report_path}")
 
 
-if __name__ == "__main__":  # pragma: no cover
-    app()
-
 
 @app.command()
 def simulate(
@@ -780,3 +777,10 @@ def _print_simulation(m: dict[str, Any], model: str, chip: str, pools: Any) -> N
             classes.add_row(name, f"{c['requests']:,}", f"{c['ttft_ms']['p50']:,.1f}", f"{c['tpot_ms']['p50']:,.1f}",
                             slo or "-", f"{c['slo_met_share']:.1%}", "yes" if c["slo_attained"] else "no")
         out.print(classes)
+
+
+# design and results commands live in their own module; importing it registers them on `app`
+from tokenfab import cli_design as _cli_design  # noqa: E402,F401
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

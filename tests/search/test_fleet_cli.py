@@ -51,7 +51,7 @@ def test_tiny_plan_end_to_end(tmp_path: Path) -> None:
     assert "base" in res.output and "cheap" in res.output and "supply:0.5" in res.output
     store = Store(db)
     (run,) = store.runs()
-    pts = store.points(run["run_id"]).to_pylist()
+    pts = store.points(run["id"]).to_pylist()
     kinds = {p["kind"] for p in pts}
     assert {"capacity", "summary", "month", "fleet"} <= kinds
     summaries = {p["scenario"]: p for p in pts if p["kind"] == "summary"}

@@ -1,1 +1,1 @@
-"""Search: design-space exploration, deployment search and fleet planning over the models below."""
+"""Design-space search: the analytic screen, the chip search, the simulator tier, backends."""

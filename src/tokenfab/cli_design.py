@@ -1,0 +1,171 @@
+"""`tokenfab design` and `tokenfab results`: thin commands over `search.run` and `store` (registered on the app)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from tokenfab.cli import app, err, fail, out
+
+
+def _band(b: list[float], fmt: str = "${:.3f}") -> str:
+    return f"{fmt.format(b[1])} ({fmt.format(b[0])}-{fmt.format(b[2])})"
+
+
+def _deps(row: dict[str, Any]) -> str:
+    return "; ".join(f"{p['class']}: tp{p['tp']} pp{p['pp']} {p['weight_precision']}/kv {p['kv_precision']} "
+                     f"batch<={p['max_batch']} chunk {p['chunk_tokens']}"
+                     f"{' P/D 1:' + format(p['pd_ratio'], '.2f') if p['disaggregated'] else ''}"
+                     for p in row["classes"])
+
+
+def print_answer(s: dict[str, Any]) -> None:
+    """The answer: recommended custom chip, best catalog option, $/Mtok with bands, break-even, agreement."""
+    c, g = s["custom"], s.get("gpu")
+    prob = s["problem"]
+    out.print(f"[bold]tokenfab design[/bold]: {', '.join(cl['name'] for cl in prob['classes'])} on "
+              f"{', '.join(prob['models'])}, {prob['demand_output_tokens_per_day']:.3g} output tokens/day, "
+              f"node {prob['constraints']['node']}, <= {prob['constraints'].get('power_w') or '-'} W per chip")
+    sr = s["search"]
+    out.print(f"screened {sr['points_screened']:,} deployment points: {sr['custom_evaluated']} of "
+              f"{sr['custom_space']:,} custom chips (local search) + {len(s['catalog'])} catalog accelerators")
+    axes = c.get("axes") or {}
+    out.print(f"\n[bold]Recommended custom chip[/bold]: {c['label']}  (TDP {c['tdp_w']:,.0f} W, unit cost "
+              f"${c['unit_usd']:,.0f}, NRE ${c['nre_usd'] / 1e6:,.0f}M; {json.dumps(axes)})")
+    out.print(f"  $/Mtok out: {_band(s['custom_band'])} P50 (P10-P90); {c['chips']:,.0f} chips; "
+              f"{c['user_tps']:.0f} tok/s/user; {c['tokens_per_j']:.2f} tok/J")
+    out.print(f"  deployment: {_deps(c)}")
+    if g:
+        out.print(f"[bold]Best catalog option[/bold]: {g['label']}")
+        out.print(f"  $/Mtok out: {_band(s['gpu_band'])} P50 (P10-P90); {g['chips']:,.0f} chips; "
+                  f"{g['user_tps']:.0f} tok/s/user; {g['tokens_per_j']:.2f} tok/J")
+        out.print(f"  deployment: {_deps(g)}")
+        be = s["breakeven"]
+        d = be["demand_tokens_per_day"]
+        verdict = "cheaper" if s["custom_band"][1] < s["gpu_band"][1] else "dearer"
+        out.print(f"[bold]Break-even[/bold]: the custom chip is {verdict} at this demand (cheaper in "
+                  f"{be['custom_cheaper_share']:.0%} of draws); it pays for its NRE from "
+                  f"{d[1]:.3g} output tokens/day (P10-P90 {d[0]:.3g}-{d[2]:.3g})"
+                  + (f", {be['years_at_demand'][1]:.1f} years at this demand" if be['years_at_demand'][1] < 1e3
+                     else ""))
+    t = s["tiers"]
+    rho = "n/a" if t["spearman"] is None else f"{t['spearman']:.3f}"
+    out.print(f"Tier agreement: Spearman {rho} between screen and simulator $/Mtok on the best {t['k']}")
+    table = Table("#", "chip", "$/Mtok", "tok/s/user", "tok/J", "chips", title="side by side (catalog, best first)")
+    table.add_row("*", c["label"], f"{c['usd_per_mtok']:.3f}", f"{c['user_tps']:.0f}", f"{c['tokens_per_j']:.2f}",
+                  f"{c['chips']:,.0f}")
+    for i, r in enumerate([r for r in s["catalog"] if r["usd_per_mtok"] is not None][:8], 1):
+        table.add_row(str(i), r["label"], f"{r['usd_per_mtok']:.3f}", f"{r['user_tps']:.0f}",
+                      f"{r['tokens_per_j']:.2f}", f"{r['chips']:,.0f}")
+    out.print(table)
+
+
+@app.command()
+def design(
+    problem: Annotated[str | None, typer.Option("--problem", help="problem YAML (default: the embedded one)")] = None,
+    traffic: Annotated[str | None, typer.Option(help="presets joined by + (chat+rag) or a workload YAML")] = None,
+    model: Annotated[list[str] | None, typer.Option("--model", help="model id (repeat for several)")] = None,
+    demand: Annotated[float | None, typer.Option(help="output tokens per day over the whole mix")] = None,
+    node: Annotated[str | None, typer.Option(help="process node of the custom chip")] = None,
+    power_w: Annotated[float | None, typer.Option("--power-w", help="TDP limit per chip, W")] = None,
+    max_chiplets: Annotated[int | None, typer.Option(help="compute dies per package")] = None,
+    budget_usd: Annotated[float | None, typer.Option("--budget-usd", help="fleet capex limit (chips + NRE)")] = None,
+    seed: Annotated[int, typer.Option(help="search seed")] = 0,
+    max_chips: Annotated[int | None, typer.Option(help="most custom chips to evaluate")] = None,
+    exhaustive: Annotated[bool, typer.Option(help="evaluate every custom chip of the space")] = False,
+    top_k: Annotated[int, typer.Option(help="candidates simulated in tier 2")] = 12,
+    sim_requests: Annotated[int, typer.Option(help="requests per simulation")] = 1500,
+    samples: Annotated[int, typer.Option(help="Monte Carlo samples for the bands")] = 1000,
+    db: Annotated[Path, typer.Option(help="results store")] = Path("tokenfab.duckdb"),
+    backend: Annotated[str, typer.Option(help="local or ray")] = "local",
+    address: Annotated[str | None, typer.Option(help="Ray cluster address (default: start a local one)")] = None,
+    jobs: Annotated[int | None, typer.Option(help="worker processes")] = None,
+    report: Annotated[Path, typer.Option(help="HTML report path")] = Path("report.html"),
+    png: Annotated[Path | None, typer.Option(help="also write PNGs of the plots into this folder")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
+) -> None:
+    """Search the chip, cluster and deployment that make the traffic mix cheapest under every SLO."""
+    from tokenfab.search.backends import BACKENDS, BackendError
+    from tokenfab.search.problem import DesignInputError, DesignProblem
+    from tokenfab.search.run import SearchOptions
+    from tokenfab.search.run import design as run_design
+    from tokenfab.store import Store
+
+    if backend not in BACKENDS:
+        fail(f"--backend {backend!r}: allowed {', '.join(BACKENDS)}")
+    for name, value, low in (("--top-k", top_k, 3), ("--sim-requests", sim_requests, 100), ("--samples", samples, 10)):
+        if value < low:
+            fail(f"{name} = {value}: at least {low}")
+    if max_chips is not None and max_chips < 1:
+        fail(f"--max-chips = {max_chips}: at least 1")
+    try:
+        prob = DesignProblem.load(problem, traffic=traffic, models=model or None,
+                                  demand_output_tokens_per_day=demand, node=node, power_w=power_w,
+                                  max_chiplets=max_chiplets, budget_usd=budget_usd)
+    except DesignInputError as e:
+        fail(str(e))
+    opts = SearchOptions(seed=seed, budget=max_chips, exhaustive=exhaustive, top_k=top_k, sim_requests=sim_requests,
+                         samples=samples)
+    start = time.monotonic()
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())
+    with Progress(*columns, console=err, transient=False, disable=json_out) as bar:
+        tasks: dict[str, Any] = {}
+        began: dict[str, float] = {}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total, rate="")
+                began[stage] = time.monotonic()
+            rate = done / max(time.monotonic() - began[stage], 1e-6)
+            bar.update(tasks[stage], completed=done, total=total, rate=f"{rate:,.1f}/s")
+
+        try:
+            summary = run_design(prob, Store(db), opts, backend, address, jobs, progress)
+        except (DesignInputError, BackendError) as e:
+            fail(str(e))
+    from tokenfab.report import write_html, write_pngs
+    write_html(summary, report)
+    if png is not None:
+        write_pngs(summary, png)
+    if json_out:
+        out.print_json(json.dumps(summary, default=str))
+        return
+    print_answer(summary)
+    out.print(f"report: {report}  (run {summary['run_id']} in {db}; {time.monotonic() - start:.0f} s)")
+
+
+@app.command()
+def results(
+    run: Annotated[str | None, typer.Argument(help="run id (or a prefix) to show or export")] = None,
+    db: Annotated[Path, typer.Option(help="results store")] = Path("tokenfab.duckdb"),
+    export: Annotated[Path | None, typer.Option(help="write the run's points to .parquet or .csv")] = None,
+) -> None:
+    """List stored runs, or export one run's points."""
+    from tokenfab.store import Store, StoreError
+    store = Store(db)
+    if run is None:
+        if export is not None:
+            fail("--export needs a run id: tokenfab results RUN --export FILE")
+        table = Table("id", "kind", "status", "created", "points", "best")
+        for r in store.runs():
+            s = r.get("summary") or {}
+            best = s.get("custom", {}).get("label", "") if isinstance(s, dict) else ""
+            table.add_row(r["id"], r["kind"], r["status"], r["created"], str(r["points"]), best)
+        out.print(table)
+        return
+    try:
+        rec = store.run(run)
+        if export is not None:
+            store.export(rec["id"], export)
+            out.print(f"wrote {rec['points']} points of run {rec['id']} to {export}")
+        else:
+            out.print_json(json.dumps({k: rec[k] for k in ("id", "kind", "status", "created", "finished", "points")}))
+    except StoreError as e:
+        fail(str(e))

@@ -1,0 +1,81 @@
+"""The report's plots as Plotly figures, built from a design summary (shared by HTML and tests)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import plotly.graph_objects as go
+
+COMPONENTS = ("silicon", "hbm", "package", "accelerator", "server_network", "facility", "power", "maintenance", "nre")
+
+
+def pareto(s: dict[str, Any]) -> go.Figure:
+    pts = s["pareto"]
+    fig = go.Figure()
+    for custom, front, name, symbol in ((True, True, "custom (Pareto)", "diamond"), (False, True, "catalog (Pareto)",
+                                        "circle"), (True, False, "custom", "diamond-open"),
+                                        (False, False, "catalog", "circle-open")):
+        sel = [p for p in pts if p["custom"] == custom and p["front"] == front]
+        if not sel:
+            continue
+        fig.add_trace(go.Scatter(
+            x=[p["usd_per_mtok"] for p in sel], y=[p["user_tps"] for p in sel], mode="markers", name=name,
+            marker={"symbol": symbol, "size": [6 + 2 * p["tokens_per_j"] for p in sel],
+                    "color": [p["tokens_per_j"] for p in sel], "coloraxis": "coloraxis"},
+            text=[f"{p['label']} (speed floor {p['floor']:g} tok/s)" for p in sel],
+            hovertemplate="%{text}<br>$%{x:.3f}/Mtok, %{y:.0f} tok/s/user<br>%{marker.color:.2f} tok/J<extra></extra>"))
+    fig.update_layout(title="Pareto front: $/Mtok vs per-user tokens/s (colour and size: tokens/J)",
+                      xaxis={"title": "$ per million output tokens", "type": "log"},
+                      yaxis={"title": "output tokens/s per user"}, coloraxis={"colorbar": {"title": "tok/J"}})
+    return fig
+
+
+def breakdown(s: dict[str, Any]) -> go.Figure:
+    fig = go.Figure()
+    labels = [f"custom: {s['custom']['label']}"] + ([f"GPU: {s['gpu']['label']}"] if s.get("gpu") else [])
+    parts = [s["breakdown"]["custom"]] + ([s["breakdown"]["gpu"]] if s.get("gpu") else [])
+    for comp in COMPONENTS:
+        vals = [p.get(comp, 0.0) for p in parts]
+        if any(vals):
+            fig.add_trace(go.Bar(name=comp, x=labels, y=vals))
+    fig.update_layout(barmode="stack", title="Cost breakdown ($ per million output tokens)",
+                      yaxis={"title": "$/Mtok"})
+    return fig
+
+
+def roofline(s: dict[str, Any]) -> go.Figure:
+    r = s["roofline"]
+    ops = r["ops"]
+    peak, bw = r["peak_flops"], r["mem_bw"]
+    xs = [0.1, 1e4]
+    ridge = peak / bw if bw else 1.0
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=[xs[0], ridge, xs[1]], y=[xs[0] * bw, peak, peak], mode="lines",
+                             name=f"roof ({peak / 1e12:,.0f} TFLOP/s, {bw / 1e12:.1f} TB/s)"))
+    for phase, symbol in (("decode", "circle"), ("prefill", "square")):
+        sel = [o for o in ops if o["phase"] == phase]
+        fig.add_trace(go.Scatter(x=[o["intensity"] for o in sel], y=[o["flops_per_s"] for o in sel], mode="markers",
+                                 name=phase, marker={"symbol": symbol, "size": 9},
+                                 text=[f"{o['class']}: {o['op']}" for o in sel],
+                                 hovertemplate="%{text}<br>%{x:.1f} FLOP/B, %{y:.3s}FLOP/s<extra></extra>"))
+    fig.update_layout(title=f"Roofline of {r['chip']} against the workload's operators",
+                      xaxis={"title": "arithmetic intensity (FLOP/byte)", "type": "log"},
+                      yaxis={"title": "attained FLOP/s", "type": "log"})
+    return fig
+
+
+def tornado(s: dict[str, Any]) -> go.Figure:
+    bars = list(reversed(s["tornado"]))
+    base = bars[0]["base"] if bars else 0.0
+    fig = go.Figure()
+    fig.add_trace(go.Bar(y=[b["constant"] for b in bars], x=[b["low"] - base for b in bars], base=base,
+                         orientation="h", name="constant at its low"))
+    fig.add_trace(go.Bar(y=[b["constant"] for b in bars], x=[b["high"] - base for b in bars], base=base,
+                         orientation="h", name="constant at its high"))
+    fig.update_layout(barmode="overlay", title=f"Sensitivity of the custom chip's $/Mtok (nominal ${base:.3f})",
+                      xaxis={"title": "$ per million output tokens"})
+    return fig
+
+
+def figures(s: dict[str, Any]) -> dict[str, go.Figure]:
+    return {"pareto": pareto(s), "breakdown": breakdown(s), "roofline": roofline(s), "tornado": tornado(s)}

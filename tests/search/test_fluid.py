@@ -1,0 +1,51 @@
+"""The analytic screen: monotone in the right directions and close to the simulator where it matters."""
+
+import numpy as np
+
+from tokenfab.deployment import Deployment
+from tokenfab.hardware import load_chip
+from tokenfab.model import load_model
+from tokenfab.perf.params import shipped_calibration
+from tokenfab.search.fluid import Mix, screen_layout
+from tokenfab.search.problem import ClassStats
+
+CHIP = load_chip("h100-sxm")
+MODEL = load_model("llama-3.1-8b")
+PARAMS = shipped_calibration().for_chip(CHIP)
+DEP = Deployment(tp=1, weight_precision="fp8", act_precision="fp8", kv_precision="fp8")
+
+
+def cls(tpot=0.05, ttft=1.0, isl=1000.0, osl=200.0):
+    return ClassStats("c", "m", 1.0, isl, osl, isl * 3, isl * isl * 2, osl / 3, ttft, tpot, 99.0)
+
+
+def run(c, bl=(64, 256), ch=(2048, 8192)):
+    return screen_layout(MODEL, CHIP, DEP, PARAMS, Mix.of([c]), np.array(bl, float), np.array(ch, float))
+
+
+def test_looser_tpot_slo_never_lowers_capacity():
+    tight, loose = run(cls(tpot=0.02)), run(cls(tpot=0.08))
+    assert (loose.tokens_per_s >= tight.tokens_per_s - 1e-9).all()
+    assert loose.tokens_per_s[..., 0].max() > tight.tokens_per_s[..., 0].max()
+
+
+def test_higher_batch_limit_never_lowers_capacity():
+    r = run(cls())
+    assert (r.tokens_per_s[1] >= r.tokens_per_s[0] - 1e-9).all()
+    assert (r.batch[0] <= 64).all()
+
+
+def test_impossible_slo_names_the_binding_check():
+    r = run(cls(tpot=1e-4))
+    assert (r.tokens_per_s == 0).all()
+    assert set(np.unique(r.reason)) <= {2}   # tpot_slo binds everywhere
+    r = run(cls(ttft=1e-4))
+    assert (r.tokens_per_s == 0).all() and 3 in r.reason
+
+
+def test_feasible_points_meet_their_slo():
+    c = cls()
+    r = run(c)
+    ok = r.tokens_per_s > 0
+    assert ok.any()
+    assert (r.tpot[ok] <= c.tpot_s).all() and (r.ttft[ok] <= c.ttft_s + 1e-12).all()

@@ -1,0 +1,35 @@
+"""Problem loading: the embedded default, overrides, and one-line errors naming the field."""
+
+import pytest
+
+from tokenfab.search.problem import DesignInputError, DesignProblem
+
+
+def test_default_problem_has_three_classes_on_two_models():
+    p = DesignProblem.load()
+    assert [c.name for c in p.classes] == ["chat", "rag", "reasoning"]
+    assert {c.name: c.model for c in p.classes}["reasoning"] == "deepseek-r1"
+    demand = p.model_demand()
+    assert sum(demand.values()) == pytest.approx(p.demand / 86400)
+    rag = next(c for c in p.classes if c.name == "rag")
+    assert rag.isl_p99 > rag.isl_mean > 0 and rag.isl_sq_mean > rag.isl_mean ** 2
+
+
+@pytest.mark.parametrize("overrides, field", [
+    ({"traffic": "chat+nosuch"}, "preset 'nosuch' unknown"),
+    ({"models": ["nosuch-model"]}, "model 'nosuch-model' unknown"),
+    ({"node": "n1"}, "constraints.node"),
+    ({"power_w": -5}, "constraints.power_w"),
+    ({"demand_output_tokens_per_day": 0}, "demand_output_tokens_per_day"),
+])
+def test_bad_input_names_the_field(overrides, field):
+    with pytest.raises(DesignInputError) as e:
+        DesignProblem.load(**overrides)
+    msg = str(e.value)
+    assert field in msg and "\n" not in msg
+
+
+def test_user_file_inherits_the_default(small_file):
+    p = DesignProblem.load(small_file)
+    assert p.model_ids == ["llama-3.1-8b"] and [c.name for c in p.classes] == ["chat"]
+    assert p.space_values("cores") == [64, 128, 192]

@@ -1,0 +1,122 @@
+"""The design run end to end on a small problem: answer, determinism, resume after SIGKILL, bad input."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from tokenfab.cli import app
+from tokenfab.search.problem import DesignProblem
+from tokenfab.search.run import SearchOptions, design
+from tokenfab.store import Store
+
+OPTS = SearchOptions(exhaustive=True, top_k=3, sim_requests=300, samples=50)
+
+
+def test_small_design_answers_and_stores_every_point(small_file, tmp_path):
+    prob = DesignProblem.load(small_file)
+    store = Store(tmp_path / "r.duckdb")
+    s = design(prob, store, OPTS, jobs=1)
+    assert s["custom"]["feasible"] and s["custom"]["usd_per_mtok"] > 0
+    assert s["gpu"]["label"] and s["custom_band"][0] <= s["custom_band"][1] <= s["custom_band"][2]
+    assert s["search"]["custom_evaluated"] == s["search"]["custom_space"] == 12
+    assert s["tiers"]["k"] == 3 and len(s["tornado"]) == 5 and s["roofline"]["ops"]
+    assert any(p["front"] for p in s["pareto"])
+    (run,) = store.runs()
+    assert run["status"] == "done" and run["points"] == 12 + len(s["catalog"]) + 3
+    # the same question again is read back, not recomputed, and answers the same
+    again = design(prob, store, OPTS, jobs=1)
+    assert again["custom"] == s["custom"] and store.runs()[0]["points"] == run["points"]
+
+
+def _cli(args: list[str]) -> list[str]:
+    return [sys.executable, "-c", "from tokenfab.cli import app; app()", "design", *args]
+
+
+def test_resume_after_sigkill_equals_uninterrupted_run(small_file, tmp_path):
+    args = ["--problem", str(small_file), "--exhaustive", "--top-k", "3", "--sim-requests", "300", "--samples",
+            "50", "--jobs", "1"]
+    clean = tmp_path / "clean.duckdb"
+    subprocess.run(_cli([*args, "--db", str(clean), "--report", str(tmp_path / "a.html")]), check=True,
+                   capture_output=True)
+    db = tmp_path / "killed.duckdb"
+    proc = subprocess.Popen(_cli([*args, "--db", str(db), "--report", str(tmp_path / "b.html")]),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    store = Store(db)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        runs = store.runs() if db.exists() else []
+        if runs and runs[0]["points"] > 0:
+            break
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    partial = store.runs()[0]["points"]
+    full = Store(clean).runs()[0]["points"]
+    assert 0 < partial < full, "the kill landed after the run finished; nothing was resumed"
+    subprocess.run(_cli([*args, "--db", str(db), "--report", str(tmp_path / "b.html")]), check=True,
+                   capture_output=True)
+    (a,), (b,) = Store(clean).runs(), store.runs()
+    assert a["id"] == b["id"] and b["status"] == "done"
+    ta, tb = Store(clean).points(a["id"]), store.points(b["id"])
+    assert tb.num_rows == ta.num_rows == len(set(tb.column("key").to_pylist()))
+    assert ta.equals(tb)
+
+
+@pytest.mark.parametrize("change, needle", [
+    ({"constraints": {"node": "n3", "power_w": 50, "max_chiplets": 2}}, "constraints.power_w"),
+    ({"constraints": {"node": "n3", "power_w": 1500, "max_chiplets": 1}, "space_cores": [2048]}, "max_chiplets"),
+    ({"demand_output_tokens_per_day": 1e9, "traffic": {"mix": {"chat": 1.0}}, "tpot_override": True}, "TPOT SLO"),
+])
+def test_infeasible_question_exits_2_and_leaves_store_unchanged(tmp_path, small_raw, change, needle):
+    raw = {**small_raw, **{k: v for k, v in change.items() if k not in ("tpot_override", "space_cores")}}
+    if "space_cores" in change:
+        raw["space"]["cores"] = change["space_cores"]
+    if change.get("tpot_override"):
+        wl = tmp_path / "wl.yaml"
+        wl.write_text(yaml.safe_dump({"arrival": {"kind": "poisson", "rate": 1.0}, "classes": [{
+            "name": "fast", "share": 1.0, "input_len": 500, "output_len": 100,
+            "slo": {"ttft_s": 1.0, "tpot_s": 0.0001, "percentile": 99}}]}))
+        raw["traffic"] = {"file": str(wl)}
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    db = tmp_path / "r.duckdb"
+    res = CliRunner().invoke(app, ["design", "--problem", str(path), "--db", str(db), "--exhaustive", "--jobs", "1",
+                                   "--report", str(tmp_path / "r.html")])
+    assert res.exit_code == 2, res.output
+    lines = [ln for ln in res.output.splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1 and needle in lines[0], res.output
+    assert not db.exists() and not (tmp_path / "r.html").exists()
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--traffic", "chat+nosuch"], "preset 'nosuch' unknown"),
+    (["--node", "n1"], "constraints.node"),
+    (["--backend", "spark"], "--backend"),
+])
+def test_bad_flags_exit_2(tmp_path, args, needle):
+    db = tmp_path / "r.duckdb"
+    res = CliRunner().invoke(app, ["design", "--db", str(db), *args])
+    assert res.exit_code == 2 and needle in res.output
+    assert not db.exists()
+
+
+def test_results_lists_and_exports(small_file, tmp_path):
+    db = tmp_path / "r.duckdb"
+    design(DesignProblem.load(small_file), Store(db), OPTS, jobs=1)
+    runner = CliRunner()
+    res = runner.invoke(app, ["results", "--db", str(db)])
+    assert res.exit_code == 0 and "design" in res.output and "done" in res.output
+    rid = Store(db).runs()[0]["id"]
+    for ext in ("parquet", "csv"):
+        res = runner.invoke(app, ["results", rid[:6], "--db", str(db), "--export", str(tmp_path / f"p.{ext}")])
+        assert res.exit_code == 0 and (tmp_path / f"p.{ext}").stat().st_size > 0
+    res = runner.invoke(app, ["results", "zzzz", "--db", str(db)])
+    assert res.exit_code == 2
