@@ -92,8 +92,11 @@ class _Recorder:
         self.path = path
         self._writer = None
         self._tmp: str | None = None
-        self._trace = open(trace, "w") if trace else None   # noqa: SIM115 (closed in close())
-        if self._trace:
+        self._trace_path = trace
+        self._trace = None
+        if trace:   # written beside the target and renamed at the end, so a failed run leaves nothing
+            fd, self._trace_tmp = tempfile.mkstemp(suffix=".json.part", dir=os.path.dirname(os.path.abspath(trace)))
+            self._trace = os.fdopen(fd, "w")
             self._trace.write("[\n")
 
     def done(self, seq: Seq, now: float) -> None:
@@ -157,6 +160,10 @@ class _Recorder:
         if self._trace:
             self._trace.write("{}]\n")
             self._trace.close()
+            if ok:
+                os.replace(self._trace_tmp, self._trace_path)
+            else:
+                os.unlink(self._trace_tmp)
 
 
 class _StepLog:

@@ -1,0 +1,69 @@
+"""`tokenfab simulate`: presets, traces, SLOs, pools, outputs, and one clear line for bad input."""
+
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from tokenfab.cli import app
+
+runner = CliRunner()
+DATA = Path(__file__).resolve().parent.parent / "data"
+BASE = ["simulate", "--model", "llama-3.1-8b", "--hardware", "h100-sxm"]
+
+
+def _run(*args: str) -> dict:
+    res = runner.invoke(app, [*BASE, *args, "--json"])
+    assert res.exit_code == 0, res.output
+    return json.loads(res.stdout)
+
+
+def test_fixed_lengths_json_and_records(tmp_path: Path) -> None:
+    rec, trace = tmp_path / "req.parquet", tmp_path / "timeline.json"
+    m = _run("--input-len", "512", "--output-len", "64", "--rate", "8", "--requests", "300", "--records", str(rec),
+             "--timeline", str(trace))
+    assert m["requests"] == 300 and m["ttft_ms_p99"] >= m["ttft_ms_p50"] > 0
+    assert pq.read_table(rec).num_rows == 300
+    events = json.loads(trace.read_text())
+    assert {e.get("name") for e in events} >= {"queue", "prefill", "decode"}
+    assert not list(tmp_path.glob("*.part"))
+
+
+def test_preset_classes_carry_their_slos() -> None:
+    m = _run("--workload", "chat", "--rate", "2", "--requests", "200")
+    chat = m["classes"]["chat"]
+    assert chat["ttft_slo_ms"] == pytest.approx(450.0) and 0 <= chat["slo_met_share"] <= 1
+
+
+def test_trace_file_and_disaggregation() -> None:
+    m = _run("--workload", str(DATA / "azure_sample.csv"), "--devices", "2", "--disaggregate", "1:1")
+    assert m["requests"] == 300 and m["devices"] == 2
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    (["--workload", "nosuch"], "preset"),
+    (["--input-len", "100", "--output-len", "10", "--rate", "0"], "--rate"),
+    (["--input-len", "100", "--output-len", "10", "--rate", "-2"], "--rate"),
+    (["--input-len", "100", "--output-len", "10", "--ttft-slo", "200"], "percentile"),
+    (["--input-len", "100", "--output-len", "10", "--router", "random"], "--router"),
+    (["--input-len", "100", "--output-len", "10", "--disaggregate", "2"], "--disaggregate"),
+    (["--input-len", "100", "--output-len", "10", "--devices", "3", "--tp", "2"], "--devices"),
+    (["--output-len", "10"], "--input-len"),
+])
+def test_bad_input_is_one_line(args: list[str], words: str) -> None:
+    res = runner.invoke(app, [*BASE, *args])
+    assert res.exit_code == 2, res.output
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and words in lines[0], res.stderr
+
+
+def test_malformed_trace_row_names_its_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    rows = (DATA / "azure_sample.csv").read_text().splitlines()[:6]
+    rows[4] = "2023-11-16 18:15:47.0000000,12x,40"
+    bad.write_text("\n".join(rows) + "\n")
+    res = runner.invoke(app, [*BASE, "--workload", str(bad)])
+    assert res.exit_code == 2
+    assert ":5:" in res.stderr and "ContextTokens" in res.stderr
