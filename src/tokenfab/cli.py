@@ -487,7 +487,7 @@ def _serving(chip: Any, model: str, isl: float, osl: float, calibration: str | N
 def tco(
     hardware: Annotated[str, typer.Option(help="catalog id or design YAML / shipped design id")],
     model: Annotated[str, typer.Option(help="zoo model id or config.json path")] = "llama-3.1-70b",
-    workload: Annotated[str | None, typer.Option(help="traffic preset (when the traffic model is present)")] = None,
+    workload: Annotated[str | None, typer.Option(help="traffic preset: its request-weighted mean lengths")] = None,
     input_len: Annotated[float | None, typer.Option(help="prompt tokens per request")] = None,
     output_len: Annotated[float | None, typer.Option(help="generated tokens per request")] = None,
     utilisation: Annotated[float, typer.Option(help="share of hours at full throughput")] = 0.7,
@@ -541,7 +541,7 @@ def breakeven(
     gpu: Annotated[str, typer.Option(help="catalog GPU id to compare against")] = "h100-sxm",
     model: Annotated[str, typer.Option(help="zoo model id or config.json path")] = "llama-3.1-70b",
     demand: Annotated[float, typer.Option(help="output tokens per day to serve")] = 1e12,
-    workload: Annotated[str | None, typer.Option(help="traffic preset (when the traffic model is present)")] = None,
+    workload: Annotated[str | None, typer.Option(help="traffic preset: its request-weighted mean lengths")] = None,
     input_len: Annotated[float | None, typer.Option(help="prompt tokens per request")] = None,
     output_len: Annotated[float | None, typer.Option(help="generated tokens per request")] = None,
     utilisation: Annotated[float, typer.Option(help="share of hours at full throughput")] = 0.7,

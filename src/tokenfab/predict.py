@@ -26,11 +26,12 @@ from tokenfab.perf.shapes import StepShapes
 from tokenfab.perf.timing import StepCost, comm_time, op_times, soft_roofline, time_ops
 from tokenfab.queries import SCENARIO_METRICS, Query
 from tokenfab.serve.batching import max_concurrency, schedule_offline, static_batch, steady_state
-from tokenfab.serve.cluster import Pools, RequestArrays
+from tokenfab.serve.cluster import Pools
 from tokenfab.serve.lengths import dataset_lengths
 from tokenfab.serve.simulate import ClassInfo, simulate
 from tokenfab.silicon import DesignError, resolve_chip
 from tokenfab.units import PRECISION_BYTES
+from tokenfab.workload import RequestTable
 
 # MLPerf rows carry no mean prompt length; each MLPerf model maps to its dataset preset.
 MLPERF_DATASETS = {
@@ -249,7 +250,7 @@ def _serving_lengths(q: Query, isl: float, osl: float, n: int) -> tuple[np.ndarr
     return dataset_lengths(preset, rng, n, osl)
 
 
-def _request_table(q: Query, inputs: np.ndarray, outputs: np.ndarray) -> RequestArrays:
+def _request_table(q: Query, inputs: np.ndarray, outputs: np.ndarray) -> RequestTable:
     n = inputs.size
     rng = np.random.default_rng(SERVING_SEED + 1)
     if q.scenario == "server":
@@ -257,7 +258,7 @@ def _request_table(q: Query, inputs: np.ndarray, outputs: np.ndarray) -> Request
     else:
         arrival = np.full(n, np.nan)
         arrival[: q.concurrency] = 0.0
-    return RequestArrays.single_turn(arrival, inputs, outputs)
+    return RequestTable.single_turn(arrival, inputs, outputs)
 
 
 _REQUESTS = re.compile(r"(\d[\d,]*) requests")

@@ -405,6 +405,15 @@ class RequestTable:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @staticmethod
+    def single_turn(arrival: np.ndarray, input_len: np.ndarray, output_len: np.ndarray) -> RequestTable:
+        """Independent requests of one class, no prefixes (each row its own session)."""
+        n = len(arrival)
+        zeros = np.zeros(n, dtype=np.int64)
+        return RequestTable(np.asarray(arrival, dtype=np.float64), np.asarray(input_len, dtype=np.int64),
+                            np.asarray(output_len, dtype=np.int64), zeros, np.arange(n, dtype=np.int64), zeros,
+                            np.zeros(n), zeros - 1, zeros, zeros - 1)
+
+    @staticmethod
     def empty() -> RequestTable:
         return RequestTable(**{f.name: np.empty(0, np.float64 if f.name in _FLOAT_COLS else np.int64)
                                for f in fields(RequestTable)})

@@ -10,24 +10,25 @@ import pytest
 from tokenfab.deployment import Deployment
 from tokenfab.hardware import load_chip
 from tokenfab.model import load_model
-from tokenfab.serve.cluster import Pools, RequestArrays
+from tokenfab.serve.cluster import Pools
 from tokenfab.serve.simulate import ClassInfo, engine_config, simulate
+from tokenfab.workload import RequestTable
 
 MODEL, CHIP = load_model("llama-2-7b"), load_chip("h100-sxm")
 ONE = [ClassInfo("all", ttft_slo=0.5, tpot_slo=0.05, percentile=90)]
 
 
-def poisson(n: int, rate: float, isl=512, osl=128, seed: int = 0) -> RequestArrays:
+def poisson(n: int, rate: float, isl=512, osl=128, seed: int = 0) -> RequestTable:
     rng = np.random.default_rng(seed)
     arrival = np.cumsum(rng.exponential(1 / rate, n))
     if np.isscalar(isl):
         isl = np.full(n, isl)
     if np.isscalar(osl):
         osl = np.full(n, osl)
-    return RequestArrays.single_turn(arrival, isl, osl)
+    return RequestTable.single_turn(arrival, isl, osl)
 
 
-def varied(n: int, rate: float, seed: int = 0) -> RequestArrays:
+def varied(n: int, rate: float, seed: int = 0) -> RequestTable:
     rng = np.random.default_rng(seed + 7)
     return poisson(n, rate, rng.integers(16, 1500, n), rng.integers(1, 600, n), seed)
 
@@ -117,7 +118,7 @@ def test_closed_loop_keeps_concurrency() -> None:
 def test_multi_turn_follow_ups_wait_for_the_previous_turn(tmp_path: Path) -> None:
     # two sessions of three turns; later turns arrive think_s after the previous one finishes
     arrival = np.array([0.0, np.nan, np.nan, 0.5, np.nan, np.nan])
-    table = RequestArrays(arrival, np.array([100, 300, 500, 100, 300, 500]), np.full(6, 50),
+    table = RequestTable(arrival, np.array([100, 300, 500, 100, 300, 500]), np.full(6, 50),
                           np.zeros(6, dtype=np.int64), np.array([0, 0, 0, 1, 1, 1]), np.array([0, 1, 2, 0, 1, 2]),
                           np.array([0.0, 2.0, 2.0, 0.0, 2.0, 2.0]), np.array([-1, 100, 101, -1, 200, 201]),
                           np.array([0, 150, 350, 0, 150, 350]), np.array([100, 101, -1, 200, 201, -1]))

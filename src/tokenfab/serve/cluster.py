@@ -13,53 +13,12 @@ import math
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
-from typing import Protocol
-
-import numpy as np
 
 from tokenfab.perf.steptimer import StepTimer
 from tokenfab.serve.engine import EngineConfig, Replica, Seq, StepLog
+from tokenfab.workload import RequestTable
 
 ROUTERS = ("round-robin", "least-outstanding", "prefix-affinity")
-
-
-class RequestChunk(Protocol):
-    """The columns of `workload.RequestTable` the simulator reads."""
-
-    arrival: np.ndarray
-    input_len: np.ndarray
-    output_len: np.ndarray
-    class_id: np.ndarray
-    session: np.ndarray
-    turn: np.ndarray
-    think_s: np.ndarray
-    prefix_group: np.ndarray
-    prefix_len: np.ndarray
-    cache_group: np.ndarray
-
-
-@dataclass(frozen=True)
-class RequestArrays:
-    """A plain `RequestChunk` (the simulator's own, for callers that build requests directly)."""
-
-    arrival: np.ndarray
-    input_len: np.ndarray
-    output_len: np.ndarray
-    class_id: np.ndarray
-    session: np.ndarray
-    turn: np.ndarray
-    think_s: np.ndarray
-    prefix_group: np.ndarray
-    prefix_len: np.ndarray
-    cache_group: np.ndarray
-
-    @classmethod
-    def single_turn(cls, arrival: np.ndarray, input_len: np.ndarray, output_len: np.ndarray) -> RequestArrays:
-        n = len(arrival)
-        zeros = np.zeros(n, dtype=np.int64)
-        return cls(np.asarray(arrival, dtype=float), np.asarray(input_len, dtype=np.int64),
-                   np.asarray(output_len, dtype=np.int64), zeros, np.arange(n), zeros, np.zeros(n), zeros - 1, zeros,
-                   zeros - 1)
 
 
 @dataclass(frozen=True)
@@ -84,7 +43,7 @@ Row = tuple[int, float, int, int, int, int, int, float, int, int, int]
 class RequestFeed:
     """Rows in arrival order from a stream of chunks; follow-up turns and closed-loop rows kept aside."""
 
-    def __init__(self, chunks: Iterable[RequestChunk]) -> None:
+    def __init__(self, chunks: Iterable[RequestTable]) -> None:
         self._chunks = iter(chunks)
         self._rows: Iterator[Row] = iter(())
         self._next_id = 0

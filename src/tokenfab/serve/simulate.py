@@ -28,9 +28,10 @@ from tokenfab.perf.params import EffParams, shipped_calibration
 from tokenfab.perf.shapes import StepShapes
 from tokenfab.perf.steptimer import StepTimer
 from tokenfab.perf.timing import time_ops
-from tokenfab.serve.cluster import Cluster, Pools, RequestChunk, RequestFeed
+from tokenfab.serve.cluster import Cluster, Pools, RequestFeed
 from tokenfab.serve.engine import BLOCK_TOKENS, EngineConfig, Seq
 from tokenfab.serve.metrics import ClassMetrics, StepStats
+from tokenfab.workload import RequestTable
 
 RECORD_COLUMNS = ("request", "class_id", "session", "turn", "replica", "arrival", "admitted", "first_token", "finish",
                   "input_len", "output_len", "cached", "preemptions")
@@ -195,7 +196,7 @@ class _StepLog:
         self.stats.add(a[:, 0], a[:, 2], a[:, 5])
 
 
-def simulate(model: ModelSpec, chip: Chip, dep: Deployment, chunks: Iterable[RequestChunk],
+def simulate(model: ModelSpec, chip: Chip, dep: Deployment, chunks: Iterable[RequestTable],
              classes: Sequence[ClassInfo], pools: Pools | None = None, params: EffParams | None = None,
              preemption: str = "recompute", prefix_caching: bool = True, records_path: str | None = None,
              trace_path: str | None = None, progress: Callable[[], None] | None = None,
