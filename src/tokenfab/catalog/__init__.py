@@ -29,7 +29,9 @@ class UnknownIdError(KeyError):
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
+@cache
 def _read_yaml(name: str) -> Any:
+    """A shipped data file, parsed once per process (hardware.yaml feeds two catalogs). Treat as read-only."""
     with (DATA / name).open() as fh:
         return yaml.load(fh, Loader=_LOADER)  # noqa: S506 (a safe loader)
 

@@ -156,8 +156,8 @@ class Cluster:
         heapq.heappush(self.events, (time, self._order, kind, payload))
 
     def _dispatch(self, row: Row, now: float) -> None:
-        rid, _, isl, osl, cls, session, turn, _, group, prefix, publish = row
-        seq = Seq(rid, now, int(isl), int(osl), int(group), int(prefix), (cls, session, turn), int(publish))
+        rid, _, isl, osl, cls, session, turn, _, group, prefix, publish = row   # Python ints (read with tolist)
+        seq = Seq(rid, now, isl, osl, group, prefix, (cls, session, turn), publish)
         if self.fits(seq):
             self._enqueue(self._pick(self.front, seq.group), seq, now)
         else:

@@ -97,6 +97,7 @@ class Replica:
         self.outstanding = 0             # prompt + output tokens of requests not finished (router's view)
         self.stall = 0.0                 # time added to the next step (swap traffic)
         self._planned = False            # a decode run was decided at this boundary but not yet taken
+        self._plan: tuple[int, float] | None = None   # that run's (steps, duration) when it runs to its finish
         self.busy_time = 0.0             # seconds spent stepping
         self.kv_token_seconds = 0.0      # integral of KV in use over busy time
         self.kv_peak = 0                 # most KV tokens ever in use
@@ -207,7 +208,10 @@ class Replica:
         could run."""
         if self._planned:       # taking (or cutting) a run decided at this same boundary: admission was done
             self._planned = False
-        else:
+            plan, self._plan = self._plan, None
+            if plan is not None and horizon == math.inf:
+                return self._take_run(len(self.decoding), *plan)
+        elif self.waiting:
             self._admit()
         if self.prefilling:
             return self.clock if self._mixed_step() else math.nan
@@ -371,7 +375,11 @@ class Replica:
             dt = k * a + slope * k * (k - 1) / 2.0 + stall
         if self.clock + dt > defer_past:
             self._planned = True
+            self._plan = (k, dt) if horizon == math.inf else None
             return self.clock + dt
+        return self._take_run(b, k, dt)
+
+    def _take_run(self, b: int, k: int, dt: float) -> float:
         self.stall = 0.0
         self.log_step(self.index, b, self.decode_ctx + b * (k - 1) / 2.0, 0.0, 0.0, b, float(k))
         self._spend(dt)
