@@ -5,31 +5,24 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import numpy as np
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from tokenfab import catalog
+from tokenfab.cli_design import design, results
+from tokenfab.cli_io import err, fail, out
 from tokenfab.units import GiB
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Design and price LLM-inference hardware: predict, calibrate, validate, compare, "
-                       "silicon, tco, breakeven, fleet.")
+                       "silicon, tco, breakeven, simulate, design, fleet.")
 hardware_app = typer.Typer(no_args_is_help=True, help="The accelerator catalog.")
 model_app = typer.Typer(no_args_is_help=True, help="The model zoo (or any HF config.json).")
 app.add_typer(hardware_app, name="hardware")
 app.add_typer(model_app, name="model")
-# Tables are wide; when printing to a pipe or file keep them readable instead of 80 columns.
-out = Console(width=None if sys.stdout.isatty() else 150)
-err = Console(stderr=True)
-
-
-def fail(message: str) -> NoReturn:
-    err.print(f"error: {message}", highlight=False, markup=False, soft_wrap=True)
-    raise typer.Exit(2)
 
 
 @hardware_app.command("list")
@@ -778,9 +771,9 @@ def _print_simulation(m: dict[str, Any], model: str, chip: str, pools: Any) -> N
                             slo or "-", f"{c['slo_met_share']:.1%}", "yes" if c["slo_attained"] else "no")
         out.print(classes)
 
-
-# design and results commands live in their own module; importing it registers them on `app`
-from tokenfab import cli_design as _cli_design  # noqa: E402,F401
+# the design search's commands (defined with the search, registered here)
+app.command()(design)
+app.command()(results)
 
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -11,7 +11,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from tokenfab.cli import app, err, fail, out
+from tokenfab.cli_io import err, fail, out
 
 
 def _band(b: list[float], fmt: str = "${:.3f}") -> str:
@@ -66,7 +66,6 @@ def print_answer(s: dict[str, Any]) -> None:
     out.print(table)
 
 
-@app.command()
 def design(
     problem: Annotated[str | None, typer.Option("--problem", help="problem YAML (default: the embedded one)")] = None,
     traffic: Annotated[str | None, typer.Option(help="presets joined by + (chat+rag) or a workload YAML")] = None,
@@ -141,7 +140,6 @@ def design(
     out.print(f"report: {report}  (run {summary['run_id']} in {db}; {time.monotonic() - start:.0f} s)")
 
 
-@app.command()
 def results(
     run: Annotated[str | None, typer.Argument(help="run id (or a prefix) to show or export")] = None,
     db: Annotated[Path, typer.Option(help="results store")] = Path("tokenfab.duckdb"),
