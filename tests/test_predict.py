@@ -80,3 +80,14 @@ def test_mlperf_rows_use_dataset_presets():
     assert predict_one(q)["predicted"]["output_tokens_per_s"] > 0
     no_preset = parse_query({**q.model_dump(), "engine": "trtllm", "input_len": None})
     assert "input_len" in predict_one(no_preset)["error"]
+
+
+def test_predict_many_in_workers_equals_one_by_one(calibration_lines):
+    from tokenfab import predict
+    from tokenfab.predict import predict_many
+    queries = [q for _l, _i, q in read_queries(iter(calibration_lines))]
+    serving = [q for q in queries if q.scenario == "server"][:6]     # two runs, each asked for several metrics
+    picked = serving + [q for q in queries if q.scenario == "offline"][:3]
+    parallel = predict_many(picked, workers=2)
+    predict._SIMULATIONS.clear()
+    assert parallel == [predict_one(q) for q in picked]

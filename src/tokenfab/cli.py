@@ -142,10 +142,12 @@ def predict(
 
 def _predict_stream(stream: Any, cal: Any) -> None:
     """One JSON object per query line: the prediction, or the reason it cannot be given."""
-    from tokenfab.predict import predict_one
+    from tokenfab.predict import predict_many
     from tokenfab.queries import read_queries
-    for _lineno, qid, q in read_queries(stream):
-        result = {"id": qid, "error": q} if isinstance(q, str) else predict_one(q, cal)
+    rows = list(read_queries(stream))
+    answers = iter(predict_many([q for _ln, _id, q in rows if not isinstance(q, str)], cal))
+    for _lineno, qid, q in rows:
+        result = {"id": qid, "error": q} if isinstance(q, str) else next(answers)
         print(json.dumps(result, sort_keys=True))
 
 

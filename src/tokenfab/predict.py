@@ -6,8 +6,10 @@ schedules), so calibration can re-time hundreds of queries per trial parameter s
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Mapping
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -424,6 +426,38 @@ def predict_one(q: Query, calibration: Calibration | None = None) -> dict[str, A
         return {"id": q.id, "predicted": answer(plan_query(q, chips), calibration)}
     except (QueryError, DeploymentError) as err:
         return {"id": q.id, "error": str(err)}
+
+
+SIMULATED = ("server", "concurrency")
+
+
+def predict_many(queries: list[Query], calibration: Calibration | None = None,
+                 workers: int | None = None) -> list[dict[str, Any]]:
+    """`predict_one` for every query, in order. Serving queries cost a simulation each, so they run in
+    worker processes, grouped by configuration: the queries of one run (one per metric) share it."""
+    results: list[dict[str, Any] | None] = [None] * len(queries)
+    groups: dict[str, list[int]] = {}
+    for i, q in enumerate(queries):
+        if q.scenario in SIMULATED:
+            key = repr(sorted(q.model_dump(exclude={"id", "metric", "note", "shape", "batch"}).items()))
+            groups.setdefault(key, []).append(i)
+        else:
+            results[i] = predict_one(q, calibration)
+    workers = min(workers or os.cpu_count() or 1, len(groups))
+    batches = [[queries[i] for i in idx] for idx in groups.values()]
+    if workers > 1:
+        with ProcessPoolExecutor(workers) as pool:
+            answers = list(pool.map(_predict_group, batches, [calibration] * len(batches)))
+    else:
+        answers = [_predict_group(batch, calibration) for batch in batches]
+    for idx, group_answers in zip(groups.values(), answers, strict=True):
+        for i, result in zip(idx, group_answers, strict=True):
+            results[i] = result
+    return [r for r in results if r is not None]
+
+
+def _predict_group(queries: list[Query], calibration: Calibration | None) -> list[dict[str, Any]]:
+    return [predict_one(q, calibration) for q in queries]
 
 
 __all__ = ["GEMM", "Plan", "QueryError", "StepCost", "answer", "plan_query", "predict_one"]
