@@ -49,3 +49,15 @@ def test_feasible_points_meet_their_slo():
     ok = r.tokens_per_s > 0
     assert ok.any()
     assert (r.tpot[ok] <= c.tpot_s).all() and (r.ttft[ok] <= c.ttft_s + 1e-12).all()
+
+
+def test_long_output_tails_fill_the_kv_cache_sooner():
+    """Same mean output, heavier tail: a running batch holds the long outputs longer, so the batch the KV
+    cache allows (and the capacity it bounds) shrinks; with no spread nothing changes."""
+    base = ClassStats("c", "m", 1.0, 2000.0, 4000.0, 6000.0, 2000.0 ** 2 * 1.2, 800.0, 30.0, 1.0, 99.0)
+    flat = run(base, bl=(2048,), ch=(8192,))
+    same = run(ClassStats(**{**base.__dict__, "osl_sq_mean": 4000.0 ** 2}), bl=(2048,), ch=(8192,))
+    heavy = run(ClassStats(**{**base.__dict__, "osl_sq_mean": 4000.0 ** 2 * 3}), bl=(2048,), ch=(8192,))
+    assert np.array_equal(flat.tokens_per_s, same.tokens_per_s)
+    assert heavy.batch[0, 0, 0] < flat.batch[0, 0, 0]
+    assert heavy.tokens_per_s[0, 0, 0] < flat.tokens_per_s[0, 0, 0]

@@ -47,3 +47,19 @@ def test_same_seed_same_walk():
     sizes = (6, 3, 6, 3)
     f = bowl(sizes, 3)
     assert local_search(sizes, f, seed=5) == local_search(sizes, f, seed=5)
+
+
+def test_pattern_moves_walk_a_slope_cheaper_and_no_point_is_evaluated_twice():
+    sizes = (16, 3, 3, 3)
+    calls: dict[bool, list] = {True: [], False: []}
+
+    def make(pattern):
+        def f(batch):
+            calls[pattern].extend(batch)
+            return [float(16 - p[0]) + 0.1 * sum(p[1:]) for p in batch]
+        return f
+    for pattern in (True, False):
+        seen = local_search(sizes, make(pattern), seed=1, starts=1, pattern=pattern)
+        assert min(seen.values()) == 1.0
+        assert len(calls[pattern]) == len(set(calls[pattern]))
+    assert len(calls[True]) < len(calls[False])

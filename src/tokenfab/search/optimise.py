@@ -29,14 +29,17 @@ def neighbours(p: Point, sizes: Sequence[int]) -> list[Point]:
     return out
 
 
-def local_search(sizes: Sequence[int], evaluate: Evaluate, seed: int = 0, starts: int = 4, beam: int = 2,
-                 budget: int | None = None, tol: float = 1e-3) -> dict[Point, float]:
+def local_search(sizes: Sequence[int], evaluate: Evaluate, seed: int = 0, starts: int = 4, beam: int = 1,
+                 budget: int | None = None, tol: float = 1e-3, pattern: bool = True) -> dict[Point, float]:
     """Multi-start steepest descent; returns every point evaluated with its objective (lower is better).
 
-    Each round evaluates, as one batch, the unvisited neighbours of the `beam` best points so far; it
-    stops when every neighbour of the beam has been seen (a local optimum for all of them), when a round
-    improves the best by less than `tol` (relative: a flat ridge of near-ties is not worth walking), or
-    at `budget`."""
+    Each round evaluates, as one batch, the unvisited neighbours of the `beam` best points so far. When a
+    round moves the best one step along one axis, `pattern` keeps stepping that way while it improves
+    (cost and capacity move monotonically along an axis, so the optimum often sits several steps off and
+    one evaluation a step beats a whole neighbourhood a step). It stops when every neighbour of the beam
+    has been seen (a local optimum for all of them), when a round improves the best by less than `tol`
+    (relative: a flat ridge of near-ties is not worth walking), or at `budget`. Points are memoised
+    across starts and rounds: none is evaluated twice."""
     rng = np.random.default_rng(seed)
     total = math.prod(sizes)
     budget = min(budget or total, total)
@@ -46,6 +49,9 @@ def local_search(sizes: Sequence[int], evaluate: Evaluate, seed: int = 0, starts
         batch = [p for p in dict.fromkeys(batch) if p not in seen][: max(budget - len(seen), 0)]
         if batch:
             seen.update(zip(batch, evaluate(batch), strict=True))
+
+    def best() -> Point:
+        return min(seen, key=lambda p: (seen[p], p))
 
     run([tuple(int(rng.integers(n)) for n in sizes) for _ in range(starts)])
     while len(seen) < budget:
@@ -59,9 +65,19 @@ def local_search(sizes: Sequence[int], evaluate: Evaluate, seed: int = 0, starts
             fresh = [tuple(int(rng.integers(n)) for n in sizes) for _ in range(starts)]
             if all(q in seen for q in fresh):
                 break
-        before = seen[ranked[0]]
+        before, origin = seen[ranked[0]], ranked[0]
         run(fresh)
-        after = min(seen.values())
+        top = best()
+        step = np.subtract(top, origin)
+        while pattern and math.isfinite(before) and np.abs(step).sum() == 1 and len(seen) < budget:
+            ahead = tuple(int(v) for v in np.add(top, step))
+            if ahead in seen or not all(0 <= v < n for v, n in zip(ahead, sizes, strict=True)):
+                break
+            run([ahead])
+            if seen[ahead] >= seen[top]:
+                break
+            top = ahead
+        after = seen[best()]
         if math.isfinite(before) and after > before * (1.0 - tol):
             break
     return seen

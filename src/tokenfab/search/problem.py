@@ -53,6 +53,7 @@ class ClassStats:
     ttft_s: float
     tpot_s: float
     percentile: float
+    osl_sq_mean: float = 0.0     # E[OSL^2]: long outputs stay longer, so a running batch is length-biased
 
 
 def parse_memory(spec: str) -> tuple[str, int, float]:
@@ -232,7 +233,7 @@ class DesignProblem:
                 isl_p99=float(np.percentile(isl, c.slo.percentile)), isl_sq_mean=float((isl**2).mean()),
                 osl_p10=float(max(np.percentile(osl, 10), 2)),
                 ttft_s=float(c.slo.ttft_s or 1e9), tpot_s=float(c.slo.tpot_s or 1e9),
-                percentile=float(c.slo.percentile)))
+                percentile=float(c.slo.percentile), osl_sq_mean=float((osl**2).mean())))
         return out
 
     def model_demand(self) -> dict[str, float]:

@@ -35,7 +35,7 @@ class SearchOptions:
 
     seed: int = 0
     starts: int = 4
-    beam: int = 2
+    beam: int = 1
     budget: int | None = None        # most custom chips to evaluate (None: until the search converges)
     exhaustive: bool = False
     top_k: int = 12

@@ -10,6 +10,7 @@ the screen ranks designs the way the simulator does.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -24,7 +25,10 @@ from tokenfab.serve.cluster import Pools
 from tokenfab.serve.simulate import ClassInfo, simulate
 
 SIM_REQUESTS = 1500
-BISECT_STEPS = 4
+REL_TOL = 0.02          # bisection stops when the bracket on the capacity is this tight (relative)
+WARMUP = 0.15           # share of requests (the first) that fill the empty system and are not scored
+LIFETIMES = 8.0         # the arrival window spans at least this many length-biased request lifetimes
+MAX_REQUESTS = 8000
 
 
 def _class_workload(problem: DesignProblem, name: str) -> tuple[W.Workload, ClassInfo]:
@@ -34,9 +38,21 @@ def _class_workload(problem: DesignProblem, name: str) -> tuple[W.Workload, Clas
     return W.Workload((rc,), W.Poisson(1.0)), ClassInfo(rc.name, slo.ttft_s, slo.tpot_s, slo.percentile)
 
 
+def _scored(table: W.RequestTable) -> W.RequestTable:
+    """The first WARMUP of the requests relabelled as an unscored class: they meet an empty system (and a
+    short run would read their easy latencies as capacity)."""
+    cls = table.class_id.copy()
+    cls[: int(len(table) * WARMUP)] = 1
+    return replace(table, class_id=cls)
+
+
 def class_capacity(problem: DesignProblem, cand: Candidate, pick: dict[str, Any], seed: int = 0,
                    requests: int = SIM_REQUESTS) -> dict[str, Any]:
-    """Highest per-replica-unit output tokens/s at which the class meets its SLO in simulation."""
+    """Highest per-replica-unit output tokens/s at which the class meets its SLO in simulation.
+
+    Every probe replays one seeded request sample with its arrival times rescaled (common random numbers:
+    probes and designs differ only in load and hardware, not in the draw), long enough to cover several
+    request lifetimes, its warm-up unscored; log-bisection on the load to REL_TOL."""
     assert cand.chip is not None
     model = problem.models[pick["model"]]
     wp = pick["weight_precision"]
@@ -44,7 +60,8 @@ def class_capacity(problem: DesignProblem, cand: Candidate, pick: dict[str, Any]
                      kv_precision=pick["kv_precision"], max_batch=pick["max_batch"],
                      max_num_tokens=pick["chunk_tokens"])
     wl, info = _class_workload(problem, pick["class"])
-    osl = next(c.osl_mean for c in problem.classes if c.name == pick["class"])
+    stats = next(c for c in problem.classes if c.name == pick["class"])
+    osl = stats.osl_mean
     if pick["disaggregated"]:
         decode = 2
         prefill = max(1, math.ceil(decode * pick["pd_ratio"] - 1e-9))
@@ -53,22 +70,36 @@ def class_capacity(problem: DesignProblem, cand: Candidate, pick: dict[str, Any]
     else:
         pools, units, unit_devices = Pools(replicas=1), 1, float(dep.devices)
     base_rate = pick["tps_per_replica"] * units / osl      # requests/s at the screen's capacity
+    lifetime = 2.0 * max(stats.osl_sq_mean, osl * osl) / (2.0 * osl) * pick["tpot_s"]
+    n = int(min(max(requests, math.ceil(LIFETIMES * lifetime * base_rate / (1.0 - WARMUP))), MAX_REQUESTS))
+    table = _scored(wl.requests(n, seed))                  # at 1 request/s; rescaled per probe
+    unscored = ClassInfo("warm-up")
 
     def attained(f: float) -> bool:
-        table = wl.with_rate(base_rate * f).requests(requests, seed)
-        m = simulate(model, cand.chip, dep, [table], [info], pools, cand.params).metrics
+        probe = replace(table, arrival=table.arrival / (base_rate * f))
+        m = simulate(model, cand.chip, dep, [probe], [info, unscored], pools, cand.params).metrics
         return bool(m["classes"].get(info.name, {}).get("slo_attained", False))
 
-    lo, hi = 0.0, 2.0
-    f = 1.0
-    for _ in range(BISECT_STEPS + 1):
+    lo, hi, f = 0.0, math.inf, 1.0
+    while hi == math.inf or lo == 0.0:                     # bracket from the screen's figure
         if attained(f):
             lo = f
+            if hi != math.inf or f >= 4.0:
+                break
+            f *= 1.25
         else:
             hi = f
-        f = (lo + hi) / 2.0
+            if lo > 0.0 or f <= 1.0 / 16:
+                break
+            f /= 1.25
+    while lo > 0.0 and hi != math.inf and hi / lo > 1.0 + REL_TOL:
+        mid = math.sqrt(lo * hi)
+        if attained(mid):
+            lo = mid
+        else:
+            hi = mid
     return {"class": pick["class"], "ratio": lo, "tps_per_replica": pick["tps_per_replica"] * lo,
-            "devices": unit_devices}
+            "devices": unit_devices, "requests": n}
 
 
 def simulate_candidate(problem: DesignProblem, cand: Candidate, row: dict[str, Any], seed: int = 0,
