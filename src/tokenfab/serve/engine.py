@@ -230,8 +230,8 @@ class Replica:
 
     def _ensure_growth(self, tokens: int) -> bool:
         """On-demand KV: make room for `tokens` new decode tokens, preempting the newest sequences."""
-        if self.cfg.reserve_full:
-            return True
+        if self.cfg.reserve_full or self.cfg.kv_tokens - self.kv_used >= tokens:
+            return True    # reserved up front, or free room without evicting anything
         while self._room() < tokens and self.decoding:
             self._preempt()
             tokens = len(self.decoding)
@@ -275,7 +275,8 @@ class Replica:
         self.clock += dt
         self.busy_time += dt
         self.kv_token_seconds += self.kv_used * dt
-        self.kv_peak = max(self.kv_peak, self.kv_used)
+        if self.kv_used > self.kv_peak:
+            self.kv_peak = self.kv_used
 
     def _prompt_done(self, seq: Seq) -> None:
         self._remember_prefix(seq)
@@ -301,16 +302,18 @@ class Replica:
         seq.holds_ref = True
 
     def _advance(self, k: int) -> None:
-        b = len(self.decoding)
-        self.steps += k
-        self.decode_ctx += b * k
-        self.tokens_out += b * k
+        decoding = self.decoding
+        grown = len(decoding) * k
+        steps = self.steps = self.steps + k
+        self.decode_ctx += grown
+        self.tokens_out += grown
         if not self.cfg.reserve_full:
-            self.kv_used += b * k
-            self.kv_peak = max(self.kv_peak, self.kv_used)
-        while self.decoding and self.decoding[0][0] <= self.steps:
-            seq = heapq.heappop(self.decoding)[2]
-            self.decode_ctx -= seq.ctx_at_join + (self.steps - seq.join_step)
+            self.kv_used += grown
+            if self.kv_used > self.kv_peak:
+                self.kv_peak = self.kv_used
+        while decoding and decoding[0][0] <= steps:
+            seq = heapq.heappop(decoding)[2]
+            self.decode_ctx -= seq.ctx_at_join + (steps - seq.join_step)
             seq.generated = seq.out_len
             self._leave(seq)
 
@@ -360,7 +363,10 @@ class Replica:
         k = decoding[0][0] - self.steps                      # steps to the next finish
         if not cfg.reserve_full:
             k = min(k, self._room() // b)
-        k = max(min(k, cfg.max_run), 1)
+        if k > cfg.max_run:
+            k = cfg.max_run
+        if k < 1:
+            k = 1
         stall = self.stall
         if timer.has_window:
             total = np.cumsum(timer.decode_run(b, self.decode_ctx, k))
