@@ -220,10 +220,10 @@ def _plan_serving(q: Query, model: ModelSpec, chip: Chip, dep: Deployment, repli
     inputs, outputs = _serving_lengths(q, isl, osl, n)
     table = _request_table(q, inputs, outputs)
     pools = Pools(replicas=replicas)
-    config = q.model_dump(exclude={"id", "metric", "note", "shape", "batch"})
+    config = serving_run_key(q)
 
     def evaluate(p: EffParams) -> dict[str, float]:
-        key = (repr(sorted(config.items())), n, repr(p))
+        key = (config, n, repr(p))
         if key not in _SIMULATIONS:
             m = simulate(model, chip, dep, [table], [ClassInfo("all")], pools, p).metrics
             out = {k: float(v) for k, v in m.items() if k.endswith(_SERVING_SUFFIXES) and float(v) > 0}
@@ -238,6 +238,12 @@ def _plan_serving(q: Query, model: ModelSpec, chip: Chip, dep: Deployment, repli
             _SIMULATIONS[key] = out
         return _SIMULATIONS[key]
     return Plan(q, chip, evaluate)
+
+
+def serving_run_key(q: Query) -> str:
+    """What identifies one serving run: the query minus its id, metric and free text, so the queries that
+    ask one run for different metrics share it."""
+    return repr(sorted(q.model_dump(exclude={"id", "metric", "note", "shape", "batch"}).items()))
 
 
 def _serving_lengths(q: Query, isl: float, osl: float, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -439,8 +445,7 @@ def predict_many(queries: list[Query], calibration: Calibration | None = None,
     groups: dict[str, list[int]] = {}
     for i, q in enumerate(queries):
         if q.scenario in SIMULATED:
-            key = repr(sorted(q.model_dump(exclude={"id", "metric", "note", "shape", "batch"}).items()))
-            groups.setdefault(key, []).append(i)
+            groups.setdefault(serving_run_key(q), []).append(i)
         else:
             results[i] = predict_one(q, calibration)
     workers = min(workers or os.cpu_count() or 1, len(groups))

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 
 from tokenfab.perf.steptimer import StepTimer
-from tokenfab.serve.engine import EngineConfig, Replica, Seq, StepLog
+from tokenfab.serve.engine import BLOCK_TOKENS, EngineConfig, Replica, Seq, StepLog
 from tokenfab.workload import RequestTable
 
 ROUTERS = ("round-robin", "least-outstanding", "prefix-affinity")
@@ -149,7 +149,7 @@ class Cluster:
     def fits(self, seq: Seq) -> bool:
         cfg = self.replicas[0].cfg
         need = seq.prompt + (seq.out_len if cfg.reserve_full else 1)
-        return need + 16 <= cfg.kv_tokens
+        return need + BLOCK_TOKENS <= cfg.kv_tokens
 
     def _push(self, time: float, kind: int, payload: object) -> None:
         self._order += 1

@@ -37,6 +37,13 @@ class LogHistogram:
         self.total += float(values.sum())
         self.max = max(self.max, float(values.max()))
 
+    def merge(self, other: LogHistogram) -> None:
+        """Fold another histogram of the same quantity into this one (bins are shared, so exactly)."""
+        self.counts += other.counts
+        self.n += other.n
+        self.total += other.total
+        self.max = max(self.max, other.max)
+
     @property
     def mean(self) -> float:
         return self.total / self.n if self.n else math.nan

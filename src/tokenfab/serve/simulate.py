@@ -13,8 +13,7 @@ import math
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -55,8 +54,6 @@ class SimResult:
 
     metrics: dict[str, Any]
     records_path: str | None = None
-    kv_tokens: int = 0
-    classes: list[ClassMetrics] = field(default_factory=list)
 
 
 def engine_config(model: ModelSpec, chip: Chip, dep: Deployment, preemption: str = "recompute",
@@ -175,7 +172,6 @@ class _StepLog:
         self.buf: list[tuple[float, float, float, float, float, float]] = []
         self.stats = StepStats(max_batch)
         self.energy = 0.0
-        self.step_time = 0.0
 
     def log(self, replica: int, seqs: float, ctx: float, p_tokens: float, p_pairs: float, logits: float,
             weight: float) -> None:
@@ -192,7 +188,6 @@ class _StepLog:
         cost = time_ops(build_ops(self.model, self.chip, self.dep, shapes), self.chip, self.params, self.dep.engine)
         # within a decode run time and energy are linear in context, so the run's mean context stands for it
         self.energy += float(np.dot(cost.energy, a[:, 5]))
-        self.step_time += float(np.dot(cost.time, a[:, 5]))
         self.stats.add(a[:, 0], a[:, 2], a[:, 5])
 
 
@@ -220,8 +215,7 @@ def simulate(model: ModelSpec, chip: Chip, dep: Deployment, chunks: Iterable[Req
     finally:
         recorder.close(ok)
     steplog.flush()
-    return SimResult(_summarise(recorder, steplog, cluster, cfg, classes, dep), records_path if ok else None,
-                     cfg.kv_tokens, recorder.metrics)
+    return SimResult(_summarise(recorder, steplog, cluster, cfg, classes, dep), records_path if ok else None)
 
 
 def _summarise(rec: _Recorder, steps: _StepLog, cluster: Cluster, cfg: EngineConfig, classes: Sequence[ClassInfo],
@@ -288,16 +282,8 @@ def _merge(parts: list[ClassMetrics]) -> ClassMetrics:
     total = ClassMetrics()
     for part in parts:
         for name in ("ttft", "tpot", "e2e", "queue"):
-            a, b = getattr(total, name), getattr(part, name)
-            a.counts += b.counts
-            a.n += b.n
-            a.total += b.total
-            a.max = max(a.max, b.max)
+            getattr(total, name).merge(getattr(part, name))
         for name in ("requests", "output_tokens", "input_tokens", "good_requests", "good_tokens", "preemptions",
                      "cached_tokens"):
             setattr(total, name, getattr(total, name) + getattr(part, name))
     return total
-
-
-def write_json(metrics: dict[str, Any], path: str | Path) -> None:
-    Path(path).write_text(json.dumps(metrics, indent=2, default=float))
