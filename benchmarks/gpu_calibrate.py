@@ -24,7 +24,6 @@ Expected wall time on an H100/H200: about 2-3 minutes (budget 8). Needs torch wi
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -32,12 +31,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # run from a checkout, installed or not
 
 from tokenfab.calibrate.holdout import run_holdout  # noqa: E402
-from tokenfab.calibrate.microbench import Microbench  # noqa: E402
 from tokenfab.calibrate.profile import fit_device, profile_json, write_json_atomic, write_jsonl_atomic  # noqa: E402
-from tokenfab.calibrate.runner import DeviceRun, measure  # noqa: E402
+from tokenfab.calibrate.runner import load_run, measure  # noqa: E402
 from tokenfab.calibrate.torchenv import DeviceError  # noqa: E402
-from tokenfab.hardware import chip_from_record, load_chip  # noqa: E402
-from tokenfab.model import load_model  # noqa: E402
 from tokenfab.perf.params import shipped_calibration  # noqa: E402
 
 
@@ -56,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     def progress(what: str) -> None:
         print(f"[{time.perf_counter() - t0:6.1f}s] {what}", flush=True)
     if args.refit:
-        run = load_saved(out)
+        run = load_run(out)
     else:
         try:
             run = measure(args.device, args.hardware, args.model, progress=progress)
@@ -90,17 +86,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wrote {', '.join(sorted(p.name for p in out.iterdir() if not p.name.startswith('.')))} to {out} "
           f"in {report['wall_s']['total']:.0f} s")
     return 0
-
-
-def load_saved(out: Path) -> DeviceRun:
-    """The measurements a previous run saved in `out`, as they came off the device."""
-    saved = json.loads((out / "microbench.json").read_text())
-    steps = [json.loads(line) for line in (out / "steps.jsonl").read_text().splitlines() if line.strip()]
-    record = saved.pop("chip_record", None)
-    provenance = saved.pop("provenance")
-    chip = chip_from_record(record) if record else load_chip(steps[0]["hardware"])
-    return DeviceRun(chip, record, load_model(provenance["model"]), provenance["model"], Microbench(**saved), steps,
-                     provenance)
 
 
 if __name__ == "__main__":

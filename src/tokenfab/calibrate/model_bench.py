@@ -46,8 +46,8 @@ class StepGrid:
         return [(b, n) for b in self.prefill_batches for n in self.prefill_lens if b * n <= self.max_prefill_tokens]
 
 
-# GPU: llama-3.1-8b in bf16, batch 1..256 x context 128..8192 (KV cache <= 256K tokens = 32 GiB).
-GPU_GRID = StepGrid((1, 2, 4, 8, 16, 32, 64, 128, 256), (128, 512, 2048, 8192), (1, 2, 4, 8, 16, 32),
+# GPU: llama-3.1-8b in bf16, batch 1..512 x context 128..8192 (KV cache <= 256K tokens = 32 GiB).
+GPU_GRID = StepGrid((1, 2, 4, 8, 16, 32, 64, 128, 256, 512), (128, 512, 2048, 8192), (1, 2, 4, 8, 16, 32),
                     (128, 512, 2048, 8192), 262_144, 32_768)
 # CPU: a 2-layer toy model, small enough for CI.
 CPU_GRID = StepGrid((1, 2, 4, 8, 16), (32, 128, 512), (1, 2, 4), (32, 128, 512), 8192, 2048)

@@ -6,9 +6,11 @@ only (query rows, microbenchmark figures, the chip and provenance); fitting is `
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from tokenfab.calibrate.device import hardware_for_gpu, measured_cpu_record, physical_memory_bytes
@@ -94,3 +96,15 @@ def _fit_memory(dev: Any, spec: ModelSpec, grid: StepGrid) -> StepGrid:
     weights = spec.total_params * 2.0
     kv_tokens = int(max(0.8 * free - weights, 0) / spec.kv_bytes_per_token("bf16"))
     return replace(grid, max_decode_tokens=kv_tokens) if kv_tokens < grid.max_decode_tokens else grid
+
+
+def load_run(outdir: Path) -> DeviceRun:
+    """The measurements a previous run saved in `outdir` (microbench.json, steps.jsonl), as they came off
+    the device: refitting needs no GPU, so a shipped GPU run stays checkable in CI."""
+    saved = json.loads((outdir / "microbench.json").read_text())
+    steps = [json.loads(line) for line in (outdir / "steps.jsonl").read_text().splitlines() if line.strip()]
+    record = saved.pop("chip_record", None)
+    provenance = saved.pop("provenance")
+    chip = chip_from_record(record) if record else load_chip(steps[0]["hardware"])
+    return DeviceRun(chip, record, load_model(provenance["model"]), provenance["model"], Microbench(**saved), steps,
+                     provenance)
