@@ -75,6 +75,16 @@ def test_calibrate_writes_profile_atomically(tmp_path, calibration_lines):
     bad.write_text("{broken\n")
     r = runner.invoke(app, ["calibrate", "--data", str(bad), "--out", str(tmp_path / "x.json")])
     assert r.exit_code == 2 and not (tmp_path / "x.json").exists()
+    # several files fit together; a bad one among them still leaves nothing behind
+    r = runner.invoke(app, ["calibrate", "--data", str(data), "--data", str(bad), "--out", str(tmp_path / "x.json")])
+    assert r.exit_code == 2 and "bad.jsonl" in r.stderr and not (tmp_path / "x.json").exists()
+    memcopy = tmp_path / "memcopy.jsonl"
+    memcopy.write_text("\n".join(line for line in calibration_lines if '"memcopy"' in line))
+    r = runner.invoke(app, ["calibrate", "--data", str(data), "--data", str(memcopy), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    both = json.loads(out.read_text())["provenance"]
+    assert both["points"] == profile["provenance"]["points"] + sum('"memcopy"' in x for x in calibration_lines)
+    assert "memcopy.jsonl" in both["data"]
 
 
 def test_validate_json_table(tmp_path, calibration_lines):
@@ -83,6 +93,8 @@ def test_validate_json_table(tmp_path, calibration_lines):
     out = json.loads(r.stdout)
     overall = [row for row in out["rows"] if row["scenario"] == "all"][0]
     assert overall["count"] >= 175
+    assert "--leave-one-hardware-out" in _one_line_error(["validate", "--data", "data/measured/calibration.jsonl",
+                                                         "--fit-extra", "data/measured/gpu-h100/steps-fit.jsonl"])
 
 
 def _one_line_error(args):

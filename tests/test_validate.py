@@ -3,14 +3,33 @@ that never saw it)."""
 
 import pytest
 
+from tokenfab.perf.params import UNCALIBRATED
 from tokenfab.validate import error_table, score_leave_one_hardware_out, summary
 
 ENGINE = ("offline", "static", "prefill")
 
 
 @pytest.fixture(scope="module")
-def loho(measured_points):
-    return score_leave_one_hardware_out(measured_points)
+def loho(measured_points, shipped_fit_points):
+    """As the shipped fit is made: every refit also uses our H100 run's fit half (bar the held-out hardware's)."""
+    published = {p.id for p in measured_points}
+    own = [p for p in shipped_fit_points if p.id not in published]
+    assert own and all(p.hardware == "h100-sxm" for p in own)
+    return score_leave_one_hardware_out(measured_points, fit_only=own)
+
+
+def test_loho_scores_only_the_published_rows_and_never_fits_the_held_out_hardware(measured_points, monkeypatch):
+    import tokenfab.validate as v
+    seen = []
+    monkeypatch.setattr(v, "fit_calibration", lambda pts, source: seen.append(pts) or UNCALIBRATED)
+    scored_on = [p for p in measured_points if p.scenario == "memcopy"]
+    extra = [p for p in measured_points if p.scenario == "gemm"]
+    scored = v.score_leave_one_hardware_out(scored_on, fit_only=extra)
+    assert {s.id for s in scored} == {p.id for p in scored_on}
+    held = sorted({p.hardware for p in scored_on})
+    for hw, pool in zip(held, seen, strict=True):
+        assert all(p.hardware != hw for p in pool)
+        assert {p.id for p in extra if p.hardware != hw} <= {p.id for p in pool}
 
 
 def test_loho_engine_scenarios_all_hardware(loho):

@@ -52,15 +52,17 @@ def score_in_sample(points: Iterable[Measured], calibration: Calibration) -> lis
     return out
 
 
-def score_leave_one_hardware_out(points: list[Measured],
-                                 progress: Callable[[str], None] | None = None) -> list[Scored]:
-    """Refit without each hardware in turn and predict that hardware with the refit."""
+def score_leave_one_hardware_out(points: list[Measured], progress: Callable[[str], None] | None = None,
+                                 fit_only: list[Measured] | None = None) -> list[Scored]:
+    """Refit without each hardware in turn and predict that hardware with the refit. `fit_only`: more
+    measurements every refit uses (bar the held-out hardware's) that are not scored themselves."""
     scored: list[Scored] = []
+    pool = points + (fit_only or [])
     for hw in sorted({p.hardware for p in points}):
         if progress:
             progress(hw)
         held = [p for p in points if p.hardware == hw]
-        cal = fit_calibration([p for p in points if p.hardware != hw], source=f"calibration without {hw}")
+        cal = fit_calibration([p for p in pool if p.hardware != hw], source=f"calibration without {hw}")
         scored.extend(score_in_sample(held, cal))
     return scored
 
