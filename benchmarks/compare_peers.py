@@ -24,6 +24,7 @@ from tokenfab.perf.params import shipped_calibration
 from tokenfab.validate import score_in_sample, score_leave_one_hardware_out
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "measured" / "calibration.jsonl"
+GPU_FIT = DATA.parent / "gpu-h100" / "steps-fit.jsonl"   # the shipped fit also uses our H100 run's fit half
 PRIMARY = {"genz": "builtin", "llm-analysis": "default", "aiconfigurator": "agg512"}
 SCENARIOS = ("offline", "static", "prefill")
 
@@ -52,12 +53,15 @@ def main(folder: str) -> None:
     for row in rows:
         if PRIMARY.get(row["peer"]) == row["variant"] and row["status"] == "ok" and row["scenario"] in SCENARIOS:
             peers[row["peer"]][row["id"]] = float(row["pred"]) / float(row["measured"])
-    points, _ = load_measured(DATA.read_text().splitlines(), scenarios=SCENARIOS)
+    fit_points, _ = load_measured(DATA.read_text().splitlines())   # every fitted scenario, as the shipped fit
+    own, _ = load_measured(GPU_FIT.read_text().splitlines())
+    points = [p for p in fit_points if p.scenario in SCENARIOS]
     ours = {
         "tokenfab (shipped fit)": {s.id: s.predicted / s.measured
                                    for s in score_in_sample(points, shipped_calibration())},
         "tokenfab (leave-one-hardware-out)": {s.id: s.predicted / s.measured
-                                              for s in score_leave_one_hardware_out(points)},
+                                              for s in score_leave_one_hardware_out(fit_points, fit_only=own)
+                                              if s.scenario in SCENARIOS},
     }
     print("| peer set | tool | n | median | p90 | bias | peer median / tokenfab LOHO median |")
     print("|---|---|---:|---:|---:|---:|---:|")

@@ -9,8 +9,13 @@ sit at the highest load that still passes) has an elasticity of 5-20: a 1% error
 sets its capacity moves its TPOT by 5-20%, so no step model reaches 10% there. Rows are then scored
 separately by elasticity.
 
+`--operating-point` checks the step model where the real server ran: Little's law turns each measured TPOT
+(p50) and rate into the batch the server really carried (B = rate per replica x mean output x TPOT, with
+rate x mean input x TPOT prompt tokens per step), and the step model's time for that step is set against
+the measured TPOT. No simulation is involved, so this isolates the step model from the queue.
+
     python benchmarks/serving_fidelity.py [--data data/measured/calibration.jsonl] [--rows] [--conditioning]
-        [--calibration PROFILE]
+        [--operating-point] [--calibration PROFILE]
 """
 
 from __future__ import annotations
@@ -106,11 +111,49 @@ def conditioning_table(scored: list[dict], elasticity: dict[str, float]) -> list
             for (tag, fam), e in sorted(groups.items())]
 
 
+def operating_point(data: Path, calibration: Path | None = None) -> list[tuple[str, str, float, float, float]]:
+    """(id, hardware, batch, measured TPOT ms, model step ms) of every TPOT p50 / mean server row."""
+    sys.path.insert(0, str(ROOT / "src"))
+    from tokenfab.hardware import load_chip
+    from tokenfab.model import load_model
+    from tokenfab.perf.params import load_calibration, shipped_calibration
+    from tokenfab.perf.shapes import StepShapes
+    from tokenfab.perf.step import step_cost
+    from tokenfab.predict import query_deployment, query_lengths, serving_lengths
+    from tokenfab.queries import parse_query
+
+    cal = load_calibration(calibration) if calibration else shipped_calibration()
+    out = []
+    for line in data.read_text().splitlines():
+        row = json.loads(line) if line.strip() else {}
+        if row.get("scenario") != "server" or row.get("metric") not in ("tpot_ms_p50", "tpot_ms_mean"):
+            continue
+        q = parse_query(row)
+        model, chip = load_model(q.model), load_chip(q.hardware)
+        dep = query_deployment(q, model, chip)
+        isl, osl = query_lengths(q, q.model)
+        inputs, outputs = (a.astype(float) for a in serving_lengths(q, isl, osl, 20000))
+        rate = q.rate / (q.replicas or q.devices // dep.devices)
+        tpot = row["value"] / 1e3
+        batch = rate * outputs.mean() * tpot
+        prompt = rate * inputs.mean() * tpot
+        # a decoding request's context, averaged over its decode steps (long outputs weigh more)
+        ctx = float(((inputs + outputs / 2) * outputs).sum() / outputs.sum())
+        shapes = StepShapes.build(decode_seqs=batch, decode_ctx=batch * ctx, prefill_tokens=prompt,
+                                  prefill_pairs=prompt * float((inputs ** 2).mean() / inputs.mean()) / 2,
+                                  logits=batch + rate * tpot)
+        step = float(step_cost(model, chip, dep, shapes, cal.for_chip(chip)).time[0])
+        out.append((q.id, q.hardware, batch, row["value"], step * 1e3))
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=ROOT / "data" / "measured" / "calibration.jsonl")
     ap.add_argument("--rows", action="store_true", help="also print every server row")
     ap.add_argument("--conditioning", action="store_true", help="also measure each latency row's load elasticity")
+    ap.add_argument("--operating-point", action="store_true",
+                    help="also time the step model at each row's measured operating point (Little's law)")
     ap.add_argument("--calibration", type=Path, default=None, help="profile to predict with (default: shipped)")
     args = ap.parse_args()
     scored = load_scored(args.data, args.calibration)
@@ -127,6 +170,14 @@ def main() -> int:
         print(f"\nby load elasticity (well-posed: |d ln metric / d ln rate| <= {WELL_POSED})")
         for tag, fam, n, med, bias in conditioning_table(scored, elasticity):
             print(f"{tag:16s} {fam:6s} {n:4d} {med:9.1%} {bias:+8.1%}")
+    if args.operating_point:
+        points = operating_point(args.data, args.calibration)
+        print("\nstep model at the measured operating point (TPOT p50 or mean rows)")
+        for qid, hw, batch, measured, step in points:
+            print(f"{qid:28s} {hw:12s} batch {batch:6.0f}  measured TPOT {measured:7.1f} ms  model step "
+                  f"{step:7.1f} ms  {step / measured - 1:+.1%}")
+        errs = np.array([step / measured - 1 for *_, measured, step in points])
+        print(f"median |error| {np.median(np.abs(errs)):.1%} (n={len(errs)}), bias {np.median(errs):+.1%}")
     return 0
 
 

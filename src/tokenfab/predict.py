@@ -59,7 +59,7 @@ class Plan:
     fabric: str | None = None   # the fabric whose collectives this answer depends on, if any
 
 
-def _lengths(q: Query, model_id: str) -> tuple[float, float]:
+def query_lengths(q: Query, model_id: str) -> tuple[float, float]:
     isl, osl = q.input_len, q.output_len
     if isl is None:
         name = q.dataset or (MLPERF_DATASETS.get(model_id) if q.engine.startswith("mlperf") else None)
@@ -74,7 +74,8 @@ def _lengths(q: Query, model_id: str) -> tuple[float, float]:
     return float(isl), float(osl)
 
 
-def _deployment(q: Query, model: ModelSpec, chip: Chip) -> Deployment:
+def query_deployment(q: Query, model: ModelSpec, chip: Chip) -> Deployment:
+    """The replica a query describes (parallelism, precisions, engine), checked against the chip."""
     precision = q.precision or "bf16"
     if precision not in PRECISION_BYTES:
         raise QueryError(f"field 'precision' = {precision!r}: allowed {', '.join(sorted(PRECISION_BYTES))}")
@@ -123,7 +124,7 @@ def _plan_engine(q: Query, chip: Chip) -> Plan:
         model = load_model(q.model)
     except (KeyError, ValueError) as err:
         raise QueryError(str(err)) from None
-    dep = _deployment(q, model, chip)
+    dep = query_deployment(q, model, chip)
     replicas = _replicas(q)
     if q.scenario == "layer":  # one layer is timed in isolation: the whole model need not fit
         return _plan_layer(q, model, chip, dep)
@@ -133,7 +134,7 @@ def _plan_engine(q: Query, chip: Chip) -> Plan:
                          "weights leave no memory for KV cache (raise tp/pp or lower precision)")
     engine = q.engine
     if q.scenario == "prefill":
-        isl = float(q.input_len or 0) or _lengths(q, q.model)[0]
+        isl = float(q.input_len or 0) or query_lengths(q, q.model)[0]
         batch = q.batch or 1
         table = build_ops(model, chip, dep, StepShapes.prefill(batch, isl))
 
@@ -142,7 +143,7 @@ def _plan_engine(q: Query, chip: Chip) -> Plan:
             return {"ttft_ms_mean": float(cost.time[0]) * 1e3}
         return Plan(q, chip, evaluate_prefill)
 
-    isl, osl = _lengths(q, q.model)
+    isl, osl = query_lengths(q, q.model)
     if q.scenario == "static":
         batch = q.batch or 1
         if batch * (isl + osl) > kv_tokens:
@@ -217,7 +218,7 @@ def _plan_serving(q: Query, model: ModelSpec, chip: Chip, dep: Deployment, repli
         n = min(int(q.rate * MLPERF_MIN_DURATION_S), MAX_SERVING_REQUESTS)
     else:
         n = SERVING_REQUESTS
-    inputs, outputs = _serving_lengths(q, isl, osl, n)
+    inputs, outputs = serving_lengths(q, isl, osl, n)
     table = _request_table(q, inputs, outputs)
     pools = Pools(replicas=replicas)
     config = serving_run_key(q)
@@ -246,7 +247,7 @@ def serving_run_key(q: Query) -> str:
     return repr(sorted(q.model_dump(exclude={"id", "metric", "note", "shape", "batch"}).items()))
 
 
-def _serving_lengths(q: Query, isl: float, osl: float, n: int) -> tuple[np.ndarray, np.ndarray]:
+def serving_lengths(q: Query, isl: float, osl: float, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Per-request lengths: fixed when the query says so, else drawn from the dataset preset's distribution."""
     if q.input_len_exact or q.input_len is not None:
         return np.full(n, int(round(isl))), np.full(n, int(round(osl)))
@@ -465,4 +466,5 @@ def _predict_group(queries: list[Query], calibration: Calibration | None) -> lis
     return [predict_one(q, calibration) for q in queries]
 
 
-__all__ = ["GEMM", "Plan", "QueryError", "StepCost", "answer", "plan_query", "predict_one"]
+__all__ = ["GEMM", "Plan", "QueryError", "StepCost", "answer", "plan_query", "predict_one", "query_deployment",
+           "query_lengths", "serving_lengths"]
