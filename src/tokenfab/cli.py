@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
-import numpy as np
 import typer
-from rich.table import Table
 
 from tokenfab import catalog
 from tokenfab.cli_design import design, results
@@ -28,6 +28,8 @@ app.add_typer(model_app, name="model")
 @hardware_app.command("list")
 def hardware_list() -> None:
     """Every accelerator in the catalog, with its headline figures."""
+    from rich.table import Table
+
     from tokenfab.hardware import all_chips
     table = Table("id", "name", "family", "bf16 TFLOP/s", "fp8", "fp4", "memory GiB", "TB/s", "scale-up", "TDP W",
                   "$/h")
@@ -54,6 +56,8 @@ def hardware_show(hw_id: Annotated[str, typer.Argument(help="catalog id, e.g. h1
 @model_app.command("show")
 def model_show(model: Annotated[str, typer.Argument(help="zoo id or path to a config.json")]) -> None:
     """Parameters, weight bytes per precision, KV bytes per token and FLOPs per token."""
+    from rich.table import Table
+
     from tokenfab.model import ModelConfigError, load_model
     from tokenfab.units import PRECISION_BYTES
     try:
@@ -257,6 +261,8 @@ def validate(
     calibration: Annotated[str | None, typer.Option(help="calibration profile JSON (default: shipped)")] = None,
 ) -> None:
     """Error table per scenario x hardware x metric: count, median |err|, p90 |err|, bias."""
+    from rich.table import Table
+
     from tokenfab import validate as v
     if fit_extra and not leave_one_hardware_out:
         fail("--fit-extra applies to --leave-one-hardware-out (the shipped fit already holds what it was fitted on)")
@@ -297,6 +303,8 @@ def compare(
     calibration: Annotated[str | None, typer.Option(help="calibration profile JSON (default: shipped)")] = None,
 ) -> None:
     """Rank accelerators that can serve the model (best TP and precision for each), with TCO $/Mtok."""
+    from rich.table import Table
+
     from tokenfab.compare import best_option
     from tokenfab.compare import compare as run_compare
     from tokenfab.model import ModelConfigError, load_model
@@ -389,6 +397,7 @@ def silicon(
     refit: Annotated[bool, typer.Option("--refit", help="refit the shipped scales on the published chips")] = False,
 ) -> None:
     """Area, yield, unit cost, NRE and power of a chip design, with P50 (P10-P90) bands."""
+    from rich.table import Table
     if check or refit:
         _silicon_check(refit)
         return
@@ -442,6 +451,8 @@ def silicon(
 
 
 def _silicon_check(refit: bool) -> None:
+    from rich.table import Table
+
     from tokenfab.silicon.fit import leave_one_out, median_errors, write_fit
     if refit:
         result = write_fit()
@@ -506,6 +517,9 @@ def tco(
     calibration: Annotated[str | None, typer.Option(help="calibration profile JSON (default: shipped)")] = None,
 ) -> None:
     """$ per million tokens on owned hardware (TCO), with P10-P90 bands and the cost breakdown."""
+    import numpy as np
+    from rich.table import Table
+
     from tokenfab.constants import Draws
     from tokenfab.economics import EconomicsError, token_cost
     isl, osl = _lengths(workload, input_len, output_len)
@@ -559,6 +573,8 @@ def breakeven(
     calibration: Annotated[str | None, typer.Option(help="calibration profile JSON (default: shipped)")] = None,
 ) -> None:
     """Volume and time at which a custom design (NRE + unit cost + opex) costs less than a GPU fleet."""
+    from rich.table import Table
+
     from tokenfab.constants import Draws
     from tokenfab.economics import EconomicsError, break_even
     from tokenfab.silicon import is_design_ref
@@ -606,6 +622,8 @@ def fleet(
     stores the run and writes the report section."""
     import os
     import tempfile
+
+    from rich.table import Table
 
     from tokenfab.report.fleet import fleet_html
     from tokenfab.search.fleet import plan_fleet, rows, summary
@@ -712,8 +730,6 @@ def simulate(
     as_json: Annotated[bool, typer.Option("--json", help="print the metrics as one JSON object")] = False,
 ) -> None:
     """Serve traffic on a cluster of replicas with the discrete-event simulator: latency, goodput, energy."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
     from tokenfab.deployment import Deployment
     from tokenfab.model import ModelConfigError, load_model
     from tokenfab.serve import runner
@@ -733,15 +749,7 @@ def simulate(
         load = runner.traffic(workload, input_len, output_len, rate, concurrency, requests, seed,
                               (ms(ttft_slo), ms(tpot_slo), slo_percentile))
         replica_pools = runner.pools(devices, dep, disaggregate, router)
-        with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-                      TimeRemainingColumn(), console=err, transient=True, disable=as_json) as bar:
-            task = bar.add_task("simulating", total=load.requests)
-            count = [0]
-
-            def tick() -> None:
-                count[0] += 1
-                if count[0] % 2048 == 0:
-                    bar.update(task, completed=count[0])
+        with _progress_bar(load.requests, quiet=as_json) as tick:
             result = runner.run(spec, chip, dep, load, replica_pools, params, preemption, prefix_caching,
                                 str(records) if records else None, str(timeline) if timeline else None, tick)
     except runner.RunError as e:
@@ -755,7 +763,27 @@ def simulate(
     _print_simulation(m, spec.name, chip.id, replica_pools)
 
 
+@contextmanager
+def _progress_bar(total: int | None, quiet: bool) -> Iterator[Callable[[], None] | None]:
+    """A transient bar on stderr and its per-request tick; none at all (not even Rich loaded) when `quiet`."""
+    if quiet:
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                  TimeRemainingColumn(), console=err, transient=True) as bar:
+        task = bar.add_task("simulating", total=total)
+        count = [0]
+
+        def tick() -> None:
+            count[0] += 1
+            if count[0] % 2048 == 0:
+                bar.update(task, completed=count[0])
+        yield tick
+
+
 def _print_simulation(m: dict[str, Any], model: str, chip: str, pools: Any) -> None:
+    from rich.table import Table
     layout = (f"{pools.prefill} prefill + {pools.decode} decode replicas" if pools.disaggregated
               else f"{pools.replicas} replica(s)")
     table = Table("metric", "mean", "p50", "p90", "p99",

@@ -8,8 +8,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rich.table import Table
 
 from tokenfab.cli_io import err, fail, out
 
@@ -27,6 +25,7 @@ def _deps(row: dict[str, Any]) -> str:
 
 def print_answer(s: dict[str, Any]) -> None:
     """The answer: recommended custom chip, best catalog option, $/Mtok with bands, break-even, agreement."""
+    from rich.table import Table
     c, g = s["custom"], s.get("gpu")
     prob = s["problem"]
     out.print(f"[bold]tokenfab design[/bold]: {', '.join(cl['name'] for cl in prob['classes'])} on "
@@ -90,6 +89,15 @@ def design(
     json_out: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
 ) -> None:
     """Search the chip, cluster and deployment that make the traffic mix cheapest under every SLO."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
     from tokenfab.search.backends import BACKENDS, BackendError
     from tokenfab.search.problem import DesignInputError, DesignProblem
     from tokenfab.search.run import SearchOptions
@@ -146,6 +154,8 @@ def results(
     export: Annotated[Path | None, typer.Option(help="write the run's points to .parquet or .csv")] = None,
 ) -> None:
     """List stored runs, or export one run's points."""
+    from rich.table import Table
+
     from tokenfab.store import Store, StoreError
     store = Store(db)
     if run is None:
