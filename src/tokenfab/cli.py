@@ -771,7 +771,7 @@ def _progress_bar(total: int | None, quiet: bool) -> Iterator[Callable[[], None]
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
     with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-                  TimeRemainingColumn(), console=err, transient=True) as bar:
+                  TimeRemainingColumn(), console=err.rich, transient=True) as bar:
         task = bar.add_task("simulating", total=total)
         count = [0]
 

@@ -122,7 +122,7 @@ def design(
     start = time.monotonic()
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())
-    with Progress(*columns, console=err, transient=False, disable=json_out) as bar:
+    with Progress(*columns, console=err.rich, transient=False, disable=json_out) as bar:
         tasks: dict[str, Any] = {}
         began: dict[str, float] = {}
 
