@@ -8,11 +8,11 @@ arrivals created during the run; when they can occur, runs are also bounded by t
 
 from __future__ import annotations
 
-import heapq
 import math
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
+from heapq import heappop, heappush
 
 from tokenfab.perf.steptimer import StepTimer
 from tokenfab.serve.engine import BLOCK_TOKENS, EngineConfig, Replica, Seq, StepLog
@@ -91,7 +91,8 @@ class RequestFeed:
         """The next turn of a session (its rows follow the first turn in the stream)."""
         turns = self.followups.get(session)
         if not turns:
-            self.followups.pop(session, None)
+            if turns is not None:
+                del self.followups[session]
             return None
         row = turns.popleft()
         if not turns:
@@ -153,7 +154,7 @@ class Cluster:
 
     def _push(self, time: float, kind: int, payload: object) -> None:
         self._order += 1
-        heapq.heappush(self.events, (time, self._order, kind, payload))
+        heappush(self.events, (time, self._order, kind, payload))
 
     def _dispatch(self, row: Row, now: float) -> None:
         rid, _, isl, osl, cls, session, turn, _, group, prefix, publish = row   # Python ints (read with tolist)
@@ -193,8 +194,9 @@ class Cluster:
 
     def _schedule(self, replica: Replica, when: float) -> None:
         """(Re)file the time a replica next needs the loop; older entries of it go stale."""
-        self._version[replica.index] += 1
-        heapq.heappush(self._ready, (when, self._version[replica.index], replica.index))
+        i = replica.index
+        v = self._version[i] = self._version[i] + 1
+        heappush(self._ready, (when, v, i))
 
     def run(self, feed: RequestFeed, progress: Callable[[], None] | None = None) -> None:
         """Discrete-event loop. A replica's next action is an event: a step it takes now, or a decode run,
@@ -212,20 +214,20 @@ class Cluster:
             t_event = events[0][0] if events else math.inf
             t_arr = t_static if t_static < t_event else t_event
             while ready and ready[0][1] != version[ready[0][2]]:
-                heapq.heappop(ready)
+                heappop(ready)
             if not ready or t_arr <= ready[0][0]:
                 if t_arr == math.inf:
                     break
                 if t_event <= t_static:
-                    _, _, kind, payload = heapq.heappop(self.events)
+                    _, _, kind, payload = heappop(events)
                     if kind == 0:
                         self._dispatch(payload, t_arr)   # type: ignore[arg-type]
                     else:
                         seq = payload
                         self._enqueue(self._pick(self.back, seq.group), seq, t_arr, decode=True)  # type: ignore
                 else:
-                    self._dispatch(feed.static.popleft(), t_arr)
-                    if math.isnan(self.first_arrival):
+                    self._dispatch(static.popleft(), t_arr)
+                    if self.first_arrival != self.first_arrival:   # NaN: the first timed arrival
                         self.first_arrival = t_arr
                     if feed.peek_time() == math.inf:    # the last timed arrival: snapshot the steady window
                         self.last_arrival = t_arr
@@ -233,7 +235,7 @@ class Cluster:
                     if progress is not None:
                         progress()
                 continue
-            _, _, index = heapq.heappop(ready)
+            _, _, index = heappop(ready)
             r = replicas[index]
             if deferred[index]:
                 deferred[index] = False
@@ -247,7 +249,7 @@ class Cluster:
                     deferred[index] = True
                     self._schedule(r, after)
                     continue
-            if r.busy:
+            if r.waiting or r.prefilling or r.decoding:   # r.busy
                 self._schedule(r, r.clock)
 
 

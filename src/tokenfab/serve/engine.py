@@ -14,11 +14,11 @@ the KV pool would overflow. That keeps the cost per simulated request at a few m
 
 from __future__ import annotations
 
-import heapq
 import math
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from heapq import heapify, heappop, heappush
 
 import numpy as np
 
@@ -114,7 +114,7 @@ class Replica:
         return len(self.prefilling) + len(self.decoding)
 
     def enqueue(self, seq: Seq, now: float) -> None:
-        if not self.busy:
+        if not (self.waiting or self.prefilling or self.decoding):   # idle: its clock jumps to the arrival
             self.clock = max(self.clock, now)
         self.outstanding += seq.prompt + seq.out_len
         seq.replica = self.index
@@ -152,7 +152,7 @@ class Replica:
 
     def _admit(self) -> None:
         cfg = self.cfg
-        while self.waiting and self.running < cfg.max_batch:
+        while self.waiting and len(self.prefilling) + len(self.decoding) < cfg.max_batch:
             seq = self.waiting[0]
             entry = None
             if seq.swapped:
@@ -225,7 +225,7 @@ class Replica:
         seq.join_step, seq.gen_at_join = self.steps, seq.generated
         seq.ctx_at_join = max(seq.target, seq.prompt + seq.generated - 1) + 1
         seq.finish_step = self.steps + seq.out_len - seq.generated
-        heapq.heappush(self.decoding, (seq.finish_step, seq.order, seq))
+        heappush(self.decoding, (seq.finish_step, seq.order, seq))
         self.decode_ctx += seq.ctx_at_join
 
     def _ensure_growth(self, tokens: int) -> bool:
@@ -258,7 +258,10 @@ class Replica:
                 finished.append(seq)
         if b == 0 and p_tokens == 0:
             return False
-        emit = b + sum(1 for s in finished if s.generated == 0)
+        emit = b
+        for s in finished:
+            if s.generated == 0:
+                emit += 1
         dt = self.timer.step(b, self.decode_ctx, p_tokens, p_pairs, emit) + self.stall
         self.stall = 0.0
         self.log_step(self.index, b, self.decode_ctx, p_tokens, p_pairs, emit, 1.0)
@@ -312,7 +315,7 @@ class Replica:
             if self.kv_used > self.kv_peak:
                 self.kv_peak = self.kv_used
         while decoding and decoding[0][0] <= steps:
-            seq = heapq.heappop(decoding)[2]
+            seq = heappop(decoding)[2]
             self.decode_ctx -= seq.ctx_at_join + (steps - seq.join_step)
             seq.generated = seq.out_len
             self._leave(seq)
@@ -356,13 +359,16 @@ class Replica:
 
     def _decode_run(self, horizon: float, defer_past: float) -> float:
         cfg, decoding = self.cfg, self.decoding
-        if not cfg.reserve_full and not self._ensure_growth(len(decoding)):
+        b = len(decoding)
+        if not cfg.reserve_full and cfg.kv_tokens - self.kv_used < b and not self._ensure_growth(b):
             return math.nan
         timer = self.timer
         b = len(decoding)
         k = decoding[0][0] - self.steps                      # steps to the next finish
         if not cfg.reserve_full:
-            k = min(k, self._room() // b)
+            room = (cfg.kv_tokens - self.kv_used + self.cache_idle) // b     # _room() // b
+            if room < k:
+                k = room
         if k > cfg.max_run:
             k = cfg.max_run
         if k < 1:
@@ -389,7 +395,7 @@ class Replica:
         self.stall = 0.0
         self.log_step(self.index, b, self.decode_ctx + b * (k - 1) / 2.0, 0.0, 0.0, b, float(k))
         self._spend(dt)
-        if not self.cfg.reserve_full:
+        if not self.cfg.reserve_full and self.cache_idle:
             self._evict_until(b * k)
         self._advance(k)
         return self.clock
@@ -398,7 +404,7 @@ class Replica:
         """vLLM: the most recently started sequence gives its KV back (recomputed or swapped in later)."""
         victim = max(self.decoding, key=lambda e: e[1])
         self.decoding.remove(victim)
-        heapq.heapify(self.decoding)
+        heapify(self.decoding)
         seq = victim[2]
         ran = self.steps - seq.join_step
         self.decode_ctx -= seq.ctx_at_join + ran

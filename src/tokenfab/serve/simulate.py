@@ -14,6 +14,7 @@ import os
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -175,14 +176,16 @@ class _StepLog:
 
     def log(self, replica: int, seqs: float, ctx: float, p_tokens: float, p_pairs: float, logits: float,
             weight: float) -> None:
-        self.buf.append((seqs, ctx, p_tokens, p_pairs, logits, weight))
-        if len(self.buf) >= _FLUSH:
+        buf = self.buf
+        buf.append((seqs, ctx, p_tokens, p_pairs, logits, weight))
+        if len(buf) >= _FLUSH:
             self.flush()
 
     def flush(self) -> None:
         if not self.buf:
             return
-        a = np.array(self.buf)
+        # the rows' numbers as float64, as np.array(rows) makes them, without its per-row type discovery
+        a = np.fromiter(chain.from_iterable(self.buf), float, 6 * len(self.buf)).reshape(-1, 6)
         self.buf = []
         shapes = StepShapes.build(a[:, 0], a[:, 1], a[:, 2], a[:, 3], a[:, 4])
         cost = time_ops(build_ops(self.model, self.chip, self.dep, shapes), self.chip, self.params, self.dep.engine)
