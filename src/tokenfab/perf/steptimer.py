@@ -120,8 +120,15 @@ class StepTimer:
              logits: int | None = None) -> float:
         """Time of one step (the same number `step_cost` gives for this shape)."""
         emit = decode_seqs if logits is None else logits
-        t = self.base + self.tokens_time(decode_seqs + prefill_tokens) + self.logits_time(emit)
-        t += self.decode_attn_time(decode_seqs, decode_ctx)
+        # tokens_time(tokens) + logits_time(emit) and, without windows, decode_attn_time, in line (once a step)
+        tokens = decode_seqs + prefill_tokens
+        if tokens >= len(self._tokens):
+            self._extend(max(tokens, 2 * len(self._tokens)))
+        token_time = self._tokens[tokens]
+        if emit >= len(self._logits):
+            self._extend(max(emit, 2 * len(self._logits)))
+        t = self.base + token_time + self._logits[emit]
+        t += self.ctx_slope * decode_ctx if not self.has_window else self.decode_attn_time(decode_seqs, decode_ctx)
         if prefill_tokens:
             t += self.prefill_attn_time(prefill_tokens, prefill_pairs)
         return t

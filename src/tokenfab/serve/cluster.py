@@ -160,7 +160,8 @@ class Cluster:
         rid, _, isl, osl, cls, session, turn, _, group, prefix, publish = row   # Python ints (read with tolist)
         seq = Seq(rid, now, isl, osl, group, prefix, (cls, session, turn), publish)
         if self.fits(seq):
-            self._enqueue(self._pick(self.front, seq.group), seq, now)
+            front = self.front
+            self._enqueue(front[0] if len(front) == 1 else self._pick(front, seq.group), seq, now)
         else:
             seq.preemptions = -1   # rejected: it can never fit this replica's KV cache
             self._leave(seq, now)
@@ -172,7 +173,7 @@ class Cluster:
         self.on_done(seq, now)
         feed = self.feed
         assert feed is not None
-        nxt = feed.next_turn(seq.info[1]) if isinstance(seq.info, tuple) else None
+        nxt = feed.next_turn(seq.info[1]) if feed.followups and isinstance(seq.info, tuple) else None
         if nxt is not None:
             self._push(now + nxt[7], 0, nxt)
         elif feed.closed:   # closed loop: the user whose request finished sends the next one

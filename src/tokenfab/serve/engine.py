@@ -132,9 +132,11 @@ class Replica:
 
     def _take(self, tokens: int) -> bool:
         """Claim KV tokens, evicting idle cached prefixes (least recently used first) if needed."""
-        if self._room() < tokens:
+        free = self.cfg.kv_tokens - self.kv_used
+        if free + self.cache_idle < tokens:          # _room() < tokens
             return False
-        self._evict_until(tokens)
+        if self.cache_idle and free < tokens:
+            self._evict_until(tokens)
         self.kv_used += tokens
         return True
 
@@ -240,9 +242,10 @@ class Replica:
 
     def _mixed_step(self) -> bool:
         cfg = self.cfg
-        if not cfg.reserve_full:
-            self._ensure_growth(len(self.decoding))
         b = len(self.decoding)
+        if not cfg.reserve_full and cfg.kv_tokens - self.kv_used < b:
+            self._ensure_growth(b)
+            b = len(self.decoding)
         budget = max(cfg.token_budget - b, 0)
         p_tokens, p_pairs = 0, 0.0
         finished: list[Seq] = []
@@ -282,7 +285,8 @@ class Replica:
             self.kv_peak = self.kv_used
 
     def _prompt_done(self, seq: Seq) -> None:
-        self._remember_prefix(seq)
+        if seq.group >= 0:
+            self._remember_prefix(seq)
         if seq.generated == 0:
             seq.generated = 1
             self.tokens_out += 1
