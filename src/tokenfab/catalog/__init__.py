@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import json
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-DATA = resources.files("tokenfab.catalog") / "data"
+DATA = Path(__file__).parent / "data"   # what importlib.resources gives for an installed package, without loading it
 
 
 class UnknownIdError(KeyError):
