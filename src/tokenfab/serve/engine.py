@@ -367,7 +367,7 @@ class Replica:
         if not cfg.reserve_full and cfg.kv_tokens - self.kv_used < b and not self._ensure_growth(b):
             return math.nan
         timer = self.timer
-        b = len(decoding)
+        b = len(decoding)                                    # preemption may have shrunk the batch
         k = decoding[0][0] - self.steps                      # steps to the next finish
         if not cfg.reserve_full:
             room = (cfg.kv_tokens - self.kv_used + self.cache_idle) // b     # _room() // b
