@@ -13,6 +13,7 @@ The second part writes a 1,000,000-row trace in the Azure LLM-inference CSV form
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import os
 import re
@@ -47,6 +48,9 @@ def timed(cmd: list[str]) -> tuple[float, float, float, str]:
 def run_tokenfab(requests: int, repeats: int) -> dict[str, float]:
     """Median wall and CPU time of `repeats` whole-process runs (a run takes well under a second, so one
     sample is at the mercy of the scheduler); the largest peak memory."""
+    # A pip install compiles the package's bytecode once (Vidur's virtualenv has it too); an editable checkout
+    # under PYTHONDONTWRITEBYTECODE has none and would recompile every module on each run.
+    compileall.compile_dir(ROOT / "src" / "tokenfab", quiet=1)
     cmd = TOKENFAB + ["simulate", "--model", "llama-2-7b", "--hardware", "h100-sxm", "--input-len", "512",
                       "--output-len", "128", "--rate", "10", "--requests", str(requests), "--json"]
     runs = [timed(cmd) for _ in range(repeats)]
