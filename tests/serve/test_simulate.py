@@ -129,3 +129,14 @@ def test_multi_turn_follow_ups_wait_for_the_previous_turn(tmp_path: Path) -> Non
         for t in (1, 2):
             assert by[(s, t)][0] == pytest.approx(by[(s, t - 1)][1] + 2.0)
     assert res.metrics["prefix_cache_hit_tokens"] > 0
+
+
+@pytest.mark.parametrize("preemption", ["recompute", "swap"])
+def test_a_request_longer_than_the_kv_pool_is_rejected_not_recomputed_for_ever(preemption: str) -> None:
+    """On-demand allocation: a sequence whose prompt + output outgrows the whole pool used to be preempted
+    and recomputed without end; it is refused at arrival, as vLLM refuses one beyond max_model_len."""
+    isl = np.array([400, 3000, 400, 400])
+    osl = np.array([300, 2500, 300, 300])       # the second needs 5,500 tokens of a 4,000-token pool
+    res = run(poisson(4, 2.0, isl, osl), "vllm", kv_tokens=4_000, preemption=preemption)
+    assert res.metrics["rejected"] == 1 and res.metrics["requests"] == 3
+    assert res.metrics["kv_peak_tokens"] <= 4_000

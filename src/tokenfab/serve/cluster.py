@@ -148,9 +148,10 @@ class Cluster:
         return min(pool, key=lambda r: r.outstanding)
 
     def fits(self, seq: Seq) -> bool:
-        cfg = self.replicas[0].cfg
-        need = seq.prompt + (seq.out_len if cfg.reserve_full else 1)
-        return need + BLOCK_TOKENS <= cfg.kv_tokens
+        """Whether the request's whole context (prompt + output) fits one replica's KV pool. With on-demand
+        allocation too: vLLM refuses a request longer than max_model_len, which it holds within the pool, and
+        a sequence that outgrew the pool would be preempted and recomputed for ever."""
+        return seq.prompt + seq.out_len + BLOCK_TOKENS <= self.replicas[0].cfg.kv_tokens
 
     def _push(self, time: float, kind: int, payload: object) -> None:
         self._order += 1

@@ -368,6 +368,8 @@ class Replica:
             return math.nan
         timer = self.timer
         b = len(decoding)                                    # preemption may have shrunk the batch
+        if b == 0:             # ... to nothing: every sequence waits to be prefilled again, at this boundary
+            return self.clock
         k = decoding[0][0] - self.steps                      # steps to the next finish
         if not cfg.reserve_full:
             room = (cfg.kv_tokens - self.kv_used + self.cache_idle) // b     # _room() // b
