@@ -3,6 +3,7 @@
 from dataclasses import replace
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -82,3 +83,18 @@ def test_energy_is_bounded_by_tdp():
     power = cost.energy / cost.time
     assert np.all(power <= CHIP.tdp_w * DEP.devices * (1 + 1e-9))
     assert np.all(power > 0)
+
+
+def test_legacy_layer_cost_applies_to_2023_engines_only():
+    """legacy_layer_ratio scales the per-layer fixed cost of TensorRT-LLM 0.5/0.6 and nothing else."""
+    steps = StepShapes.decode(np.array([1.0]), np.array([512.0]))
+    p = PARAMS.with_(legacy_layer_ratio=1.0)
+    doubled = p.with_(legacy_layer_ratio=2.0)
+    for engine in ("trtllm-0.6.1", "trtllm-0.17", "vllm-0.10"):
+        dep = replace(DEP, engine=engine)
+        extra = (step_cost(MODEL, CHIP, dep, steps, doubled).overhead[0]
+                 - step_cost(MODEL, CHIP, dep, steps, p).overhead[0])
+        if engine == "trtllm-0.6.1":   # one more t_layer per layer, under the legacy engines' time multiplier
+            assert extra == pytest.approx(p.t_layer * MODEL.layers * p.legacy_scale, rel=1e-9)
+        else:
+            assert extra == 0.0

@@ -77,7 +77,8 @@ def time_ops(table: OpTable, chip: Chip, params: EffParams, engine: str = "trtll
     compute = np.where(compute_bound, t_ops, 0.0).sum(axis=1)
     memory = np.where(compute_bound, 0.0, t_ops).sum(axis=1)
     comm = comm_time(table, chip, params)
-    overhead = np.full_like(compute, params.t_step + params.t_layer * table.layers_per_device)
+    layer = params.t_layer * (params.legacy_layer_ratio if engine_family(engine) == "trtllm-legacy" else 1.0)
+    overhead = np.full_like(compute, params.t_step + layer * table.layers_per_device)
     scale = engine_scale(engine, params)
     stage = (compute + memory + comm + overhead) * scale
     chips = table.comm_group * table.pp
