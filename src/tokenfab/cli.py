@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import gc
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -20,14 +21,17 @@ from tokenfab.units import GiB
 
 
 class _App(typer.Typer):
-    """Typer, with the process's start-up run without the cyclic garbage collector.
+    """Typer, with the process's start-up run without the cyclic garbage collector, and NumPy's BLAS on one
+    thread.
 
     Start-up (the command tree, the option parsers, the modules they load) builds only objects that live
     until exit, and collecting them again and again took ~10% of a short command. So `tokenfab` turns the
     collector off as the process starts, and each command turns it back on as its own work begins,
-    after freezing what start-up built (full collections then skip it)."""
+    after freezing what start-up built (full collections then skip it). The commands compute element-wise;
+    a BLAS thread pool only costs start-up time (a user's own OPENBLAS_NUM_THREADS is kept)."""
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")   # before NumPy is first imported
         gc.disable()
         try:
             return super().__call__(*args, **kwargs)

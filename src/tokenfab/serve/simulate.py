@@ -190,7 +190,7 @@ class _StepLog:
         shapes = StepShapes.build(a[:, 0], a[:, 1], a[:, 2], a[:, 3], a[:, 4])
         cost = time_ops(build_ops(self.model, self.chip, self.dep, shapes), self.chip, self.params, self.dep.engine)
         # within a decode run time and energy are linear in context, so the run's mean context stands for it
-        self.energy += float(np.dot(cost.energy, a[:, 5]))
+        self.energy += float((cost.energy * a[:, 5]).sum())   # pairwise sum: the same on any core count
         self.stats.add(a[:, 0], a[:, 2], a[:, 5])
 
 
