@@ -4,9 +4,9 @@
 
 A random-weight llama-3.1-8b in bf16 (llama-tiny on a CPU) is served by `calibrate/serve_bench.MiniServer`
 (TensorRT-LLM's no-evict batching with chunked prefill, 512 prompt / 128 output tokens, max batch 64,
-2048 tokens a step on a GPU). First a saturation run (every request at once) gives the capacity; then
-Poisson runs at 30%, 60%, 80% and 90% of it. Every step (shape, seconds) and every request (arrival,
-first token, finish) goes to OUTDIR/serving.json, to be checked without the GPU by
+2048 tokens a step on a GPU; decode-only steps replay CUDA graphs). First a saturation run (every request at
+once) gives the capacity; then Poisson runs at 30%, 60%, 80% and 90% of it. Every step (shape, seconds) and
+every request (arrival, first token, finish) goes to OUTDIR/serving.json, to be checked without the GPU by
 `python benchmarks/serving_check.py OUTDIR/serving.json`. About 4-5 minutes on an H100 (260 s once).
 """
 
@@ -60,6 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     def progress(what: str) -> None:
         print(f"[{time.perf_counter() - t0:6.1f}s] {what}", flush=True)
 
+    decode_mode = server.capture_decode()
+    progress(f"decode steps: {decode_mode}")
+
     progress(f"warm-up: {2 * cfg.max_batch} requests at once")
     server.run(np.zeros(2 * cfg.max_batch), clock)
     n_sat = 4 * cfg.max_batch
@@ -87,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         micro = run_microbench(dev, spec, "cpu", engine, ("bf16",))
         record = measured_cpu_record(info["cpu_name"], dev.threads, {"bf16": micro.best_flops["bf16"]},
                                      micro.memcopy_bw, physical_memory_bytes(), info["date"][:10])
-    provenance = {**info, "model": model_id, "engine": engine,
+    provenance = {**info, "model": model_id, "engine": engine, "decode_steps": decode_mode,
                   "hardware": hardware_for_gpu(info["gpu_name"]) if dev.is_cuda else "cpu",
                   "wall_s": time.perf_counter() - t0}
     args.outdir.mkdir(parents=True, exist_ok=True)

@@ -68,3 +68,17 @@ def test_the_log_replays_through_the_simulator(served):
                               fit_runs=("saturation", "poisson"))
     assert [c.name for c in checks] == ["poisson"] and checks[0].fitted
     assert all(v > 0 for v in checks[0].simulated.values())
+
+
+def test_static_decode_step_samples_a_token_per_sequence():
+    """The step a GPU captures as a CUDA graph (whole slots, masked by position) runs on a CPU too."""
+    dev = open_device("cpu", threads=1)
+    torch = dev.torch
+    model = TorchLlama(dev, load_model("llama-tiny"), max_pos=CFG.input_len + CFG.output_len + 1)
+    server = MiniServer(model, CFG)
+    assert server.capture_decode() == "eager"     # no graphs on a CPU: every step runs eagerly
+    ids = torch.tensor([5, 7, 9])
+    pos = torch.tensor([CFG.input_len, CFG.input_len + 2, CFG.input_len + 4])
+    out = torch.zeros(3, dtype=torch.long)
+    server._decode_static(ids, pos, torch.tensor([0, 2, 3]), out)
+    assert out.shape == (3,) and bool(((out >= 1) & (out < model.spec.vocab)).all())
