@@ -30,7 +30,9 @@ def main(path: str) -> int:
     dep = Deployment(engine=prov["engine"])
     params, checks, step_err = check(data, model, chip, dep, shipped_calibration().for_chip(chip))
     print(f"{prov.get('gpu_name', prov.get('cpu_name'))}, {prov['model']}, capacity {data['capacity_rps']:.2f} req/s; "
-          f"step model on the steps it was not fitted on: median |error| {step_err['held_out_step_median_abs']:.1%}")
+          f"step model on the steps it was not fitted on: median |error| {step_err['held_out_step_median_abs']:.1%} "
+          f"(decode-only {step_err.get('held_out_decode_only_median_abs', float('nan')):.1%}, with prompt work "
+          f"{step_err.get('held_out_with_prompt_median_abs', float('nan')):.1%})")
     print(f"{'run':10s} {'req/s':>7s} {'fit':>4s} " + " ".join(f"{m:>26s}" for m in METRICS))
     for c in checks:
         cells = " ".join(f"{c.measured[m]:8.1f} {c.simulated[m]:8.1f} {c.error(m):+7.1%}" for m in METRICS)

@@ -102,8 +102,12 @@ def check(data: dict[str, Any], model: ModelSpec, chip: Chip, dep: Deployment, s
     step_err = {}
     if held:
         shapes, seconds = step_table(held)
-        step_err["held_out_step_median_abs"] = float(np.median(np.abs(
-            step_cost(model, chip, dep, shapes, params).time / seconds - 1.0)))
+        err = np.abs(step_cost(model, chip, dep, shapes, params).time / seconds - 1.0)
+        prompt = shapes.prefill_tokens > 0
+        step_err["held_out_step_median_abs"] = float(np.median(err))
+        for name, rows in (("decode_only", ~prompt), ("with_prompt", prompt)):
+            if rows.any():
+                step_err[f"held_out_{name}_median_abs"] = float(np.median(err[rows]))
     checks = []
     for r in runs:
         if not np.isfinite(r["rate"]):
