@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))  # run from a checkout, installed or not
 FAMILIES = ("tpot", "ttft", "output")
 
 
@@ -79,7 +80,6 @@ WELL_POSED = 2.0     # elasticity at or below which a 5% capacity error moves th
 def load_elasticity(data: Path, scored: list[dict], calibration: Path | None = None) -> dict[str, float]:
     """d ln(metric) / d ln(rate) of every scored latency row, from one extra simulation per run at
     LOAD_STEP x its rate (the same seed, so the two runs differ only in load)."""
-    sys.path.insert(0, str(ROOT / "src"))
     from tokenfab.perf.params import load_calibration
     from tokenfab.predict import predict_many
     from tokenfab.queries import parse_query
@@ -113,13 +113,12 @@ def conditioning_table(scored: list[dict], elasticity: dict[str, float]) -> list
 
 def operating_point(data: Path, calibration: Path | None = None) -> list[tuple[str, str, float, float, float]]:
     """(id, hardware, batch, measured TPOT ms, model step ms) of every TPOT p50 / mean server row."""
-    sys.path.insert(0, str(ROOT / "src"))
     from tokenfab.hardware import load_chip
     from tokenfab.model import load_model
     from tokenfab.perf.params import load_calibration, shipped_calibration
     from tokenfab.perf.shapes import StepShapes
     from tokenfab.perf.step import step_cost
-    from tokenfab.predict import query_deployment, query_lengths, serving_lengths
+    from tokenfab.predict import query_deployment, query_lengths, query_replicas, serving_lengths
     from tokenfab.queries import parse_query
 
     cal = load_calibration(calibration) if calibration else shipped_calibration()
@@ -133,7 +132,7 @@ def operating_point(data: Path, calibration: Path | None = None) -> list[tuple[s
         dep = query_deployment(q, model, chip)
         isl, osl = query_lengths(q, q.model)
         inputs, outputs = (a.astype(float) for a in serving_lengths(q, isl, osl, 20000))
-        rate = q.rate / (q.replicas or q.devices // dep.devices)
+        rate = q.rate / query_replicas(q)
         tpot = row["value"] / 1e3
         batch = rate * outputs.mean() * tpot
         prompt = rate * inputs.mean() * tpot

@@ -91,7 +91,7 @@ def query_deployment(q: Query, model: ModelSpec, chip: Chip) -> Deployment:
     return dep
 
 
-def _replicas(q: Query) -> int:
+def query_replicas(q: Query) -> int:
     """Model replicas behind the query: stated, or devices / (tp * pp)."""
     return q.replicas or max(q.devices // ((q.tp or 1) * (q.pp or 1)), 1)
 
@@ -103,7 +103,7 @@ def _throughput_metrics(q: Query, out_tps: float, isl: float, osl: float, energy
     Energy is the accelerators' (prefill charged to output tokens); `_wall` adds the rest of the server."""
     total = out_tps
     power = energy_j / seconds
-    replicas = _replicas(q)
+    replicas = query_replicas(q)
     chips = q.devices / replicas
     wall_j = energy_j + host_power_w() * chips * seconds
     return {
@@ -125,7 +125,7 @@ def _plan_engine(q: Query, chip: Chip) -> Plan:
     except (KeyError, ValueError) as err:
         raise QueryError(str(err)) from None
     dep = query_deployment(q, model, chip)
-    replicas = _replicas(q)
+    replicas = query_replicas(q)
     if q.scenario == "layer":  # one layer is timed in isolation: the whole model need not fit
         return _plan_layer(q, model, chip, dep)
     kv_tokens = kv_capacity_tokens(model, chip, dep)
@@ -467,4 +467,4 @@ def _predict_group(queries: list[Query], calibration: Calibration | None) -> lis
 
 
 __all__ = ["GEMM", "Plan", "QueryError", "StepCost", "answer", "plan_query", "predict_one", "query_deployment",
-           "query_lengths", "serving_lengths"]
+           "query_lengths", "query_replicas", "serving_lengths"]
