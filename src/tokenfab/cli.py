@@ -65,6 +65,16 @@ model_app = _App(no_args_is_help=True, help="The model zoo (or any HF config.jso
 app.add_typer(hardware_app, name="hardware")
 app.add_typer(model_app, name="model")
 
+# options that several commands share, declared once (each takes its name from the parameter)
+ModelOpt = Annotated[str, typer.Option(help="zoo model id or config.json path")]
+CalibrationOpt = Annotated[str | None, typer.Option(help="calibration profile JSON (default: shipped)")]
+WorkloadOpt = Annotated[str | None, typer.Option(help="traffic preset: its request-weighted mean lengths")]
+InputLenOpt = Annotated[float | None, typer.Option(help="prompt tokens per request")]
+OutputLenOpt = Annotated[float | None, typer.Option(help="generated tokens per request")]
+UtilisationOpt = Annotated[float, typer.Option(help="share of hours at full throughput")]
+SamplesOpt = Annotated[int, typer.Option(help="Monte Carlo samples")]
+SeedOpt = Annotated[int, typer.Option()]
+
 
 @hardware_app.command("list")
 def hardware_list() -> None:
@@ -152,7 +162,7 @@ def predict(
     concurrency: Annotated[int | None, typer.Option(help="concurrency: requests kept in flight")] = None,
     max_batch: Annotated[int | None, typer.Option()] = None,
     metric: Annotated[str | None, typer.Option()] = None,
-    calibration: Annotated[str | None, typer.Option(help="calibration profile JSON (default: shipped)")] = None,
+    calibration: CalibrationOpt = None,
 ) -> None:
     """Predict metrics for one query (flags) or many (--queries); prints JSON lines."""
     from tokenfab.predict import predict_one
@@ -299,7 +309,7 @@ def validate(
     fit_extra: Annotated[list[Path] | None, typer.Option(
         help="with --leave-one-hardware-out: more measurements the refits fit on (the held-out hardware's "
              "excepted) but that are not scored, as the shipped fit does with our own GPU run; repeatable")] = None,
-    calibration: Annotated[str | None, typer.Option(help="calibration profile JSON (default: shipped)")] = None,
+    calibration: CalibrationOpt = None,
 ) -> None:
     """Error table per scenario x hardware x metric: count, median |err|, p90 |err|, bias."""
     from rich.table import Table
@@ -335,13 +345,13 @@ def validate(
 
 @app.command()
 def compare(
-    model: Annotated[str, typer.Option(help="zoo model id or config.json path")] = "llama-3.1-70b",
+    model: ModelOpt = "llama-3.1-70b",
     input_len: Annotated[float, typer.Option(help="prompt tokens per request")] = 2048,
     output_len: Annotated[float, typer.Option(help="generated tokens per request")] = 512,
     hardware: Annotated[list[str] | None, typer.Option(help="only these: catalog ids or design YAMLs (repeat)")] = None,
     utilisation: Annotated[float, typer.Option(help="share of hours at full throughput, for $/Mtok")] = 0.7,
     top: Annotated[int, typer.Option(help="rows to show")] = 40,
-    calibration: Annotated[str | None, typer.Option(help="calibration profile JSON (default: shipped)")] = None,
+    calibration: CalibrationOpt = None,
 ) -> None:
     """Rank accelerators that can serve the model (best TP and precision for each), with TCO $/Mtok."""
     from rich.table import Table
@@ -351,8 +361,7 @@ def compare(
     from tokenfab.model import ModelConfigError, load_model
     if input_len <= 0 or output_len <= 0:
         fail("--input-len and --output-len must be positive token counts")
-    if not 0 < utilisation <= 1:
-        fail(f"--utilisation {utilisation}: allowed 0 < u <= 1")
+    _check_utilisation(utilisation)
     try:
         load_model(model)
     except (KeyError, ModelConfigError, ValueError) as e:
@@ -425,6 +434,11 @@ def _band(x: Any, fmt: str = "{:,.0f}") -> str:
 def _check_samples(samples: int) -> None:
     if samples < 0 or samples > 1_000_000:
         fail(f"--samples {samples}: allowed 0 (nominal only) to 1,000,000")
+
+
+def _check_utilisation(utilisation: float) -> None:
+    if not 0 < utilisation <= 1:
+        fail(f"--utilisation {utilisation}: allowed 0 < u <= 1")
 
 
 @app.command()
@@ -547,15 +561,15 @@ def _serving(chip: Any, model: str, isl: float, osl: float, calibration: str | N
 @app.command()
 def tco(
     hardware: Annotated[str, typer.Option(help="catalog id or design YAML / shipped design id")],
-    model: Annotated[str, typer.Option(help="zoo model id or config.json path")] = "llama-3.1-70b",
-    workload: Annotated[str | None, typer.Option(help="traffic preset: its request-weighted mean lengths")] = None,
-    input_len: Annotated[float | None, typer.Option(help="prompt tokens per request")] = None,
-    output_len: Annotated[float | None, typer.Option(help="generated tokens per request")] = None,
-    utilisation: Annotated[float, typer.Option(help="share of hours at full throughput")] = 0.7,
+    model: ModelOpt = "llama-3.1-70b",
+    workload: WorkloadOpt = None,
+    input_len: InputLenOpt = None,
+    output_len: OutputLenOpt = None,
+    utilisation: UtilisationOpt = 0.7,
     volume: Annotated[float, typer.Option(help="designs: units built, to spread the NRE")] = 100_000,
-    samples: Annotated[int, typer.Option(help="Monte Carlo samples")] = 10_000,
-    seed: Annotated[int, typer.Option()] = 0,
-    calibration: Annotated[str | None, typer.Option(help="calibration profile JSON (default: shipped)")] = None,
+    samples: SamplesOpt = 10_000,
+    seed: SeedOpt = 0,
+    calibration: CalibrationOpt = None,
 ) -> None:
     """$ per million tokens on owned hardware (TCO), with P10-P90 bands and the cost breakdown."""
     import numpy as np
@@ -565,8 +579,7 @@ def tco(
     from tokenfab.economics import EconomicsError, token_cost
     isl, osl = _lengths(workload, input_len, output_len)
     _check_samples(samples)
-    if not 0 < utilisation <= 1:
-        fail(f"--utilisation {utilisation}: allowed 0 < u <= 1")
+    _check_utilisation(utilisation)
     chip = _chip(hardware)
     srv = _serving(chip, model, isl, osl, calibration)
     try:
@@ -603,15 +616,15 @@ def tco(
 def breakeven(
     design: Annotated[str, typer.Option(help="design YAML or shipped design id")],
     gpu: Annotated[str, typer.Option(help="catalog GPU id to compare against")] = "h100-sxm",
-    model: Annotated[str, typer.Option(help="zoo model id or config.json path")] = "llama-3.1-70b",
+    model: ModelOpt = "llama-3.1-70b",
     demand: Annotated[float, typer.Option(help="output tokens per day to serve")] = 1e12,
-    workload: Annotated[str | None, typer.Option(help="traffic preset: its request-weighted mean lengths")] = None,
-    input_len: Annotated[float | None, typer.Option(help="prompt tokens per request")] = None,
-    output_len: Annotated[float | None, typer.Option(help="generated tokens per request")] = None,
-    utilisation: Annotated[float, typer.Option(help="share of hours at full throughput")] = 0.7,
-    samples: Annotated[int, typer.Option(help="Monte Carlo samples")] = 10_000,
-    seed: Annotated[int, typer.Option()] = 0,
-    calibration: Annotated[str | None, typer.Option(help="calibration profile JSON (default: shipped)")] = None,
+    workload: WorkloadOpt = None,
+    input_len: InputLenOpt = None,
+    output_len: OutputLenOpt = None,
+    utilisation: UtilisationOpt = 0.7,
+    samples: SamplesOpt = 10_000,
+    seed: SeedOpt = 0,
+    calibration: CalibrationOpt = None,
 ) -> None:
     """Volume and time at which a custom design (NRE + unit cost + opex) costs less than a GPU fleet."""
     from rich.table import Table
@@ -623,8 +636,7 @@ def breakeven(
     _check_samples(samples)
     if demand <= 0:
         fail(f"--demand {demand}: a positive number of output tokens per day")
-    if not 0 < utilisation <= 1:
-        fail(f"--utilisation {utilisation}: allowed 0 < u <= 1")
+    _check_utilisation(utilisation)
     if not is_design_ref(design):
         fail(f"--design {design!r}: give a design YAML or a shipped design id")
     g = _serving(_chip(gpu), model, isl, osl, calibration)
@@ -767,7 +779,7 @@ def simulate(
     slo_percentile: Annotated[float | None, typer.Option(help="percentile the SLO holds at, e.g. 99")] = None,
     records: Annotated[Path | None, typer.Option(help="write per-request records to this Parquet file")] = None,
     timeline: Annotated[Path | None, typer.Option(help="write a Chrome/Perfetto trace of request spans")] = None,
-    calibration: Annotated[str | None, typer.Option(help="calibration profile JSON (default: shipped)")] = None,
+    calibration: CalibrationOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the metrics as one JSON object")] = False,
 ) -> None:
     """Serve traffic on a cluster of replicas with the discrete-event simulator: latency, goodput, energy."""
