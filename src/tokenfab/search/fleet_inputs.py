@@ -13,6 +13,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -26,6 +27,7 @@ from tokenfab.search.fleet_plan import (
     CustomSpec,
     DemandSpec,
     FleetError,
+    Num,
     PlanSpec,
     ScenarioSpec,
     month_label,
@@ -248,11 +250,9 @@ def compile_plan(plan: PlanSpec, hardware: list[HardwareDef], classes: list[Clas
         busy = np.maximum(pw_c - static, 0.0) * energy_kwh
         spec = hw.spec
         if hw.kind == "rent":
-            rate = value(spec.usd_per_hour) if spec.usd_per_hour is not None else (  # type: ignore[attr-defined]
-                hw.chip.cloud_usd_hr.value if hw.chip.cloud_usd_hr else None)
-            if rate is None:
-                raise FleetError(f"hardware.rent ({hw.name}): the catalog has no cloud price for {hw.chip.id}; "
-                                 "give usd_per_hour")
+            rate = _given_or_catalog(spec.usd_per_hour, hw.chip.cloud_usd_hr,  # type: ignore[attr-defined]
+                                     f"hardware.rent ({hw.name}): the catalog has no cloud price for {hw.chip.id}; "
+                                     "give usd_per_hour")
             avail = value(spec.available, math.inf)  # type: ignore[attr-defined]
             options.append(Option(hw.name, "rent", cap_c, available=np.full(T, float(avail)),
                                   rent_month=rate * rent_mult * HOURS_PER_MONTH, busy_month=np.zeros(len(classes)),
@@ -262,11 +262,9 @@ def compile_plan(plan: PlanSpec, hardware: list[HardwareDef], classes: list[Clas
             raise FleetError(f"hardware ({hw.name}): {hw.chip.id} has no TDP: its power cannot be planned")
         power_w = tdp + econ.host_w
         if hw.kind == "buy":
-            price = value(spec.price_usd) if spec.price_usd is not None else (  # type: ignore[attr-defined]
-                hw.chip.price_usd.value if hw.chip.price_usd else None)
-            if price is None:
-                raise FleetError(f"hardware.buy ({hw.name}): the catalog has no purchase price for {hw.chip.id}; "
-                                 "give price_usd")
+            price = _given_or_catalog(spec.price_usd, hw.chip.price_usd,  # type: ignore[attr-defined]
+                                      f"hardware.buy ({hw.name}): the catalog has no purchase price for "
+                                      f"{hw.chip.id}; give price_usd")
             unit = price * gpu_mult + econ.system_usd
             supply = np.full(T, float(value(spec.supply_per_month, math.inf)) * supply_mult)  # type: ignore
             lead = int(math.ceil(value(spec.lead_time_months) or 0.0))  # type: ignore[attr-defined]
@@ -303,6 +301,15 @@ def compile_plan(plan: PlanSpec, hardware: list[HardwareDef], classes: list[Clas
 
 
 _ZERO = Capacity(0.0, 0.0, 0.0, math.inf, math.inf, 99.0, 1, 0.0, 0, False)
+
+
+def _given_or_catalog(given: Num | None, catalog_figure: Any, missing: str) -> float:
+    """A price the plan gives (a value or a range), else the catalog's figure; FleetError `missing` if neither."""
+    if given is not None:
+        return float(value(given))
+    if catalog_figure:
+        return float(catalog_figure.value)
+    raise FleetError(missing)
 
 
 def _opex(unit: float, static_w: float, power_w: float, econ: Economics, energy_kwh: float) -> float:
