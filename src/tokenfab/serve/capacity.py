@@ -32,7 +32,7 @@ from tokenfab.serve.engine import BLOCK_TOKENS
 from tokenfab.serve.simulate import ClassInfo, simulate
 from tokenfab.workload import Gamma, Poisson, RequestClass, RequestTable, Workload
 
-CACHE_VERSION = 1            # bump when the simulator's answers change, so stale disk entries are ignored
+CACHE_VERSION = 2            # bump when the simulator's answers change, so stale disk entries are ignored
 MIN_RATE = 1e-4              # sessions/s; a replica that misses the SLO even here has no SLO capacity
 MAX_RATE = 1e5
 _STEP = 4.0                  # bracketing factor
