@@ -23,10 +23,16 @@ from tokenfab.perf.params import shipped_calibration  # noqa: E402
 
 
 def main(path: str) -> int:
-    data = json.loads(Path(path).read_text())
-    prov = data["provenance"]
-    chip = chip_from_record(data["chip_record"]) if data.get("chip_record") else load_chip(prov["hardware"])
-    model = load_model(prov["model"])
+    try:
+        data = json.loads(Path(path).read_text())
+        prov = data["provenance"]
+        chip = chip_from_record(data["chip_record"]) if data.get("chip_record") else load_chip(prov["hardware"])
+        model = load_model(prov["model"])
+        data["config"], data["runs"]   # noqa: B018 - present, or the file is not a serving log
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        print(f"error: {path}: not a serving log of benchmarks/gpu_serving.py ({type(e).__name__}: {e})",
+              file=sys.stderr)
+        return 2
     dep = Deployment(engine=prov["engine"])
     params, checks, step_err = check(data, model, chip, dep, shipped_calibration().for_chip(chip))
     print(f"{prov.get('gpu_name', prov.get('cpu_name'))}, {prov['model']}, capacity {data['capacity_rps']:.2f} req/s; "
@@ -50,4 +56,6 @@ def main(path: str) -> int:
 
 
 if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit("usage: python benchmarks/serving_check.py SERVING.json")
     sys.exit(main(sys.argv[1]))
