@@ -10,7 +10,10 @@ import pytest
 from tokenfab.deployment import Deployment
 from tokenfab.hardware import load_chip
 from tokenfab.model import load_model
+from tokenfab.perf.params import shipped_calibration
+from tokenfab.perf.steptimer import StepTimer
 from tokenfab.serve.cluster import Pools
+from tokenfab.serve.engine import EngineConfig, Replica, Seq
 from tokenfab.serve.simulate import ClassInfo, engine_config, simulate
 from tokenfab.workload import RequestTable
 
@@ -140,3 +143,22 @@ def test_a_request_longer_than_the_kv_pool_is_rejected_not_recomputed_for_ever(p
     res = run(poisson(4, 2.0, isl, osl), "vllm", kv_tokens=4_000, preemption=preemption)
     assert res.metrics["rejected"] == 1 and res.metrics["requests"] == 3
     assert res.metrics["kv_peak_tokens"] <= 4_000
+
+
+@pytest.mark.parametrize("unit", [1, 64])
+def test_prompt_chunks_come_in_whole_chunk_units(unit: int) -> None:
+    """With a chunk unit, the prompt tokens of every step are a multiple of it (prompts of whole units)."""
+    dep = Deployment(engine="trtllm")
+    cfg = EngineConfig(kv_tokens=100_000, max_batch=16, token_budget=600, reserve_full=True, chunk_unit=unit)
+    timer = StepTimer(MODEL, CHIP, dep, shipped_calibration().for_chip(CHIP), cfg.token_budget + cfg.max_batch)
+    logged: list[tuple[int, float]] = []
+    replica = Replica(0, timer, cfg, lambda seq, t: None, lambda i, b, ctx, p, pairs, emit, w: logged.append((b, p)))
+    for rid in range(12):
+        replica.enqueue(Seq(rid, 0.0, 512, 8), 0.0)
+    while replica.busy:
+        replica.act()
+    mixed = [(b, p) for b, p in logged if p]
+    assert sum(p for _, p in mixed) == 12 * 512
+    off_unit = [p for b, p in mixed if p % 64]
+    assert (not off_unit) if unit == 64 else off_unit    # without a unit, a step fills its budget exactly
+    assert all(b + p <= cfg.token_budget for b, p in mixed)

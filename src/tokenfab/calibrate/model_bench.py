@@ -166,8 +166,11 @@ class TorchLlama:
         return [(self.dev.randn(*shape, dtype=bf16), self.dev.randn(*shape, dtype=bf16)) for _ in range(s.layers)]
 
 
-def as_graph(dev: TorchDevice, fn: Callable[[], Any]) -> tuple[Callable[[], Any], str]:
-    """Capture `fn` in a CUDA graph (after warm-up on a side stream); eager where that is not possible."""
+def as_graph(dev: TorchDevice, fn: Callable[[], Any], pool: Any = None,
+             strict: bool = False) -> tuple[Callable[[], Any], str]:
+    """Capture `fn` in a CUDA graph (after warm-up on a side stream); eager where that is not possible,
+    unless `strict`, where a failed capture raises. Graphs that never run at the same time may share one
+    memory `pool` (`torch.cuda.graph_pool_handle()`)."""
     if not dev.is_cuda:
         return fn, "eager"
     torch = dev.torch
@@ -179,9 +182,11 @@ def as_graph(dev: TorchDevice, fn: Callable[[], Any]) -> tuple[Callable[[], Any]
     torch.cuda.current_stream().wait_stream(side)
     graph = torch.cuda.CUDAGraph()
     try:
-        with torch.cuda.graph(graph):
+        with torch.cuda.graph(graph, pool=pool):
             fn()
     except RuntimeError:
+        if strict:
+            raise
         return fn, "eager"
     return graph.replay, "cudagraph"
 

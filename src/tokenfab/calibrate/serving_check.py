@@ -3,7 +3,9 @@
 The step model is fitted on the steps of some runs (by default the saturation run and the lightest
 Poisson run); each run's own arrivals are then replayed through the simulator with the same scheduler
 limits, and its TTFT and TPOT set against what the server measured. The runs whose steps were not
-fitted are the test: there the simulator's queueing, not the step fit, decides the latencies.
+fitted are the test: there the simulator's queueing, not the step fit, decides the latencies. Each run
+is also replayed with the starting (shipped) step model, unfitted, which shows how a given step-time
+error grows with load.
 """
 
 from __future__ import annotations
@@ -38,10 +40,11 @@ class RunCheck:
     rate: float
     fitted: bool                 # its steps were in the fit
     measured: dict[str, float]
-    simulated: dict[str, float]
+    simulated: dict[str, float]          # with the step model fitted on the server's steps
+    unfitted: dict[str, float]           # with the starting step model
 
-    def error(self, metric: str) -> float:
-        return self.simulated[metric] / self.measured[metric] - 1.0
+    def error(self, metric: str, fitted: bool = True) -> float:
+        return (self.simulated if fitted else self.unfitted)[metric] / self.measured[metric] - 1.0
 
 
 def step_table(steps: list[list[float]]) -> tuple[StepShapes, np.ndarray]:
@@ -72,7 +75,8 @@ def engine_limits(config: dict[str, int]) -> EngineConfig:
     """The server's limits as the simulator's engine config: no-evict slots for whole prompt + output."""
     slot = config["input_len"] + config["output_len"] + BLOCK_TOKENS
     return EngineConfig(kv_tokens=config["max_batch"] * slot, max_batch=config["max_batch"],
-                        token_budget=config["token_budget"], reserve_full=True, prefix_caching=False)
+                        token_budget=config["token_budget"], reserve_full=True, prefix_caching=False,
+                        chunk_unit=config.get("chunk_unit", 1))
 
 
 def simulate_run(model: ModelSpec, chip: Chip, dep: Deployment, config: dict[str, int], arrivals: list[float],
@@ -88,8 +92,8 @@ def simulate_run(model: ModelSpec, chip: Chip, dep: Deployment, config: dict[str
 
 def check(data: dict[str, Any], model: ModelSpec, chip: Chip, dep: Deployment, start: EffParams,
           fit_runs: tuple[str, ...] | None = None) -> tuple[EffParams, list[RunCheck], dict[str, float]]:
-    """Fit on `fit_runs` (default: saturation and the lightest load), replay every run. Also returns the
-    fitted step model's median |error| on the steps it was not fitted on."""
+    """Fit on `fit_runs` (default: saturation and the lightest load), replay every run (fitted and with
+    `start`). Also returns the step models' median |error| on the steps the fit did not see."""
     runs = data["runs"]
     fit_runs = fit_runs or (runs[0]["name"], runs[1]["name"])
     fit_steps_all = [s for r in runs if r["name"] in fit_runs for s in r["steps"]]
@@ -105,6 +109,8 @@ def check(data: dict[str, Any], model: ModelSpec, chip: Chip, dep: Deployment, s
         err = np.abs(step_cost(model, chip, dep, shapes, params).time / seconds - 1.0)
         prompt = shapes.prefill_tokens > 0
         step_err["held_out_step_median_abs"] = float(np.median(err))
+        unfitted = step_cost(model, chip, dep, shapes, start).time
+        step_err["unfitted_step_median"] = float(np.median(unfitted / seconds - 1.0))
         for name, rows in (("decode_only", ~prompt), ("with_prompt", prompt)):
             if rows.any():
                 step_err[f"held_out_{name}_median_abs"] = float(np.median(err[rows]))
@@ -113,8 +119,9 @@ def check(data: dict[str, Any], model: ModelSpec, chip: Chip, dep: Deployment, s
         if not np.isfinite(r["rate"]):
             continue          # everything at once: a capacity run, not a latency one
         sim = simulate_run(model, chip, dep, data["config"], r["arrival"], params)
+        unfitted = simulate_run(model, chip, dep, data["config"], r["arrival"], start)
         checks.append(RunCheck(r["name"], r["rate"], r["name"] in fit_runs,
-                               {k: r["latencies"][k] for k in METRICS}, sim))
+                               {k: r["latencies"][k] for k in METRICS}, sim, unfitted))
     return params, checks, step_err
 
 

@@ -42,6 +42,7 @@ class EngineConfig:
     host_bw: float = 0.0             # replica's host link bandwidth (all its chips), B/s
     role: str = "both"               # "both", "prefill" (P/D: hand off after the first token) or "decode"
     max_run: int = 1 << 62           # longest decode run advanced at once (1 = step by step, for checks)
+    chunk_unit: int = 1              # prompt tokens per step in multiples of this (TensorRT-LLM's chunk unit)
 
 
 class Seq:
@@ -246,7 +247,7 @@ class Replica:
         if not cfg.reserve_full and cfg.kv_tokens - self.kv_used < b:
             self._ensure_growth(b)
             b = len(self.decoding)
-        budget = max(cfg.token_budget - b, 0)
+        budget = max(cfg.token_budget - b, 0) // cfg.chunk_unit * cfg.chunk_unit
         p_tokens, p_pairs = 0, 0.0
         finished: list[Seq] = []
         for seq in self.prefilling:
