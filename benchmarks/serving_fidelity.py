@@ -14,8 +14,12 @@ separately by elasticity.
 rate x mean input x TPOT prompt tokens per step), and the step model's time for that step is set against
 the measured TPOT. No simulation is involved, so this isolates the step model from the queue.
 
+`--band` reruns every row with all steps faster and slower by the step model's held-out error (P90 and P10,
+`perf/band.py`) and counts the measured values that fall inside the band the two runs span: how honest the
+error bars that `tokenfab simulate --band` prints are on published serving runs.
+
     python benchmarks/serving_fidelity.py [--data data/measured/calibration.jsonl] [--rows] [--conditioning]
-        [--operating-point] [--calibration PROFILE]
+        [--operating-point] [--band] [--calibration PROFILE]
 """
 
 from __future__ import annotations
@@ -97,6 +101,43 @@ def load_elasticity(data: Path, scored: list[dict], calibration: Path | None = N
     return out
 
 
+def bands(data: Path, scored: list[dict], calibration: Path | None = None) -> dict[str, tuple[float, float]]:
+    """(low, high) of every scored row over two reruns with each step faster and slower by the step model's
+    held-out error."""
+    from dataclasses import replace
+
+    from tokenfab.perf.band import band_scales
+    from tokenfab.perf.params import load_calibration
+    from tokenfab.predict import predict_many
+    from tokenfab.queries import parse_query
+
+    wanted = {r["id"] for r in scored if family(r["metric"]) in ("tpot", "ttft")}
+    queries = [parse_query(r) for r in map(json.loads, filter(str.strip, data.read_text().splitlines()))
+               if r["id"] in wanted]
+    cal = load_calibration(str(calibration) if calibration else None)
+    runs = []
+    for scale in band_scales():
+        scaled = replace(cal, global_params=cal.global_params.with_(time_scale=scale))
+        runs.append({q.id: a["predicted"][q.metric] for q, a in zip(queries, predict_many(queries, scaled),
+                                                                    strict=True) if "predicted" in a})
+    return {i: (min(runs[0][i], runs[1][i]), max(runs[0][i], runs[1][i])) for i in runs[0] if i in runs[1]}
+
+
+def coverage_table(scored: list[dict], band: dict[str, tuple[float, float]]) -> list[tuple[str, str, int, float]]:
+    """(source, family, n, share of measured values inside the band) per source x latency family, then over
+    all. Throughput is left out: a stable server delivers its arrival rate whatever its step time."""
+    groups: dict[tuple[str, str], list[bool]] = defaultdict(list)
+    for r in scored:
+        fam = family(r["metric"])
+        if fam in ("tpot", "ttft") and r["id"] in band:
+            low, high = band[r["id"]]
+            inside = low <= r["measured"] <= high
+            groups[(source(r["id"]), fam)].append(inside)
+            groups[("all", fam)].append(inside)
+    return [(src, fam, len(v), float(np.mean(v)))
+            for (src, fam), v in sorted(groups.items(), key=lambda kv: (kv[0][0] == "all", kv[0]))]
+
+
 def conditioning_table(scored: list[dict], elasticity: dict[str, float]) -> list[tuple[str, str, int, float, float]]:
     """The latency rows split by how well posed they are (elasticity <= WELL_POSED or above)."""
     split = []
@@ -153,6 +194,8 @@ def main() -> int:
     ap.add_argument("--conditioning", action="store_true", help="also measure each latency row's load elasticity")
     ap.add_argument("--operating-point", action="store_true",
                     help="also time the step model at each row's measured operating point (Little's law)")
+    ap.add_argument("--band", action="store_true",
+                    help="also count the measured values inside the band of the step model's held-out error")
     ap.add_argument("--calibration", type=Path, default=None, help="profile to predict with (default: shipped)")
     args = ap.parse_args()
     scored = load_scored(args.data, args.calibration)
@@ -169,6 +212,12 @@ def main() -> int:
         print(f"\nby load elasticity (well-posed: |d ln metric / d ln rate| <= {WELL_POSED})")
         for tag, fam, n, med, bias in conditioning_table(scored, elasticity):
             print(f"{tag:16s} {fam:6s} {n:4d} {med:9.1%} {bias:+8.1%}")
+    if args.band:
+        from tokenfab.perf.band import band_scales
+        fast, slow = band_scales()
+        print(f"\nmeasured value inside the band of every step x{fast:.2f} to x{slow:.2f}")
+        for src, fam, n, share in coverage_table(scored, bands(args.data, scored, args.calibration)):
+            print(f"{src:14s} {fam:8s} {n:4d} {share:9.0%}")
     if args.operating_point:
         points = operating_point(args.data, args.calibration)
         print("\nstep model at the measured operating point (TPOT p50 or mean rows)")

@@ -780,6 +780,9 @@ def simulate(
     records: Annotated[Path | None, typer.Option(help="write per-request records to this Parquet file")] = None,
     timeline: Annotated[Path | None, typer.Option(help="write a Chrome/Perfetto trace of request spans")] = None,
     calibration: CalibrationOpt = None,
+    band: Annotated[bool, typer.Option(
+        "--band", help="also rerun with every step faster and slower by the step model's held-out error "
+                       "(P90, P10) and report each latency's band")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print the metrics as one JSON object")] = False,
 ) -> None:
     """Serve traffic on a cluster of replicas with the discrete-event simulator: latency, goodput, energy."""
@@ -798,18 +801,25 @@ def simulate(
 
     def ms(v: float | None) -> float | None:
         return None if v is None else v / 1e3
-    try:
-        load = runner.traffic(workload, input_len, output_len, rate, concurrency, requests, seed,
+    def load() -> Any:   # the same stream each time it is built (seeded; a trace is reread)
+        return runner.traffic(workload, input_len, output_len, rate, concurrency, requests, seed,
                               (ms(ttft_slo), ms(tpot_slo), slo_percentile))
+    try:
+        traffic = load()
         replica_pools = runner.pools(devices, dep, disaggregate, router)
-        with _progress_bar(load.requests, quiet=as_json) as tick:
-            result = runner.run(spec, chip, dep, load, replica_pools, params, preemption, prefix_caching,
+        with _progress_bar(traffic.requests, quiet=as_json) as tick:
+            result = runner.run(spec, chip, dep, traffic, replica_pools, params, preemption, prefix_caching,
                                 str(records) if records else None, str(timeline) if timeline else None, tick)
+        m = result.metrics
+        if band:
+            from tokenfab.perf.band import metric_band
+            rerun = lambda p: runner.run(spec, chip, dep, load(), replica_pools, p, preemption,  # noqa: E731
+                                         prefix_caching).metrics
+            m["band"] = {k: list(v) for k, v in metric_band(rerun, params, BAND_METRICS).items()}
     except runner.RunError as e:
         fail(str(e))
     except OSError as e:
         fail(f"cannot write output: {e.strerror} ({e.filename})")
-    m = result.metrics
     if as_json:
         print(json.dumps(m, sort_keys=True, default=float))
         return
@@ -835,6 +845,11 @@ def _progress_bar(total: int | None, quiet: bool) -> Iterator[Callable[[], None]
         yield tick
 
 
+# what `simulate --band` reruns report
+BAND_METRICS = ("ttft_ms_p50", "ttft_ms_p99", "tpot_ms_p50", "tpot_ms_p99", "e2e_ms_p50", "e2e_ms_p99",
+                "output_tokens_per_s")
+
+
 def _print_simulation(m: dict[str, Any], model: str, chip: str, pools: Any) -> None:
     from rich.table import Table
     layout = (f"{pools.prefill} prefill + {pools.decode} decode replicas" if pools.disaggregated
@@ -844,6 +859,14 @@ def _print_simulation(m: dict[str, Any], model: str, chip: str, pools: Any) -> N
     for name, label in (("ttft", "TTFT ms"), ("tpot", "TPOT ms"), ("e2e", "end-to-end ms"), ("queue", "queueing ms")):
         table.add_row(label, *(f"{m[f'{name}_ms_{s}']:,.1f}" for s in ("mean", "p50", "p90", "p99")))
     out.print(table)
+    if "band" in m:
+        from tokenfab.perf.band import band_scales
+        fast, slow = band_scales()
+        bands = Table("metric", "simulated", "band", title=f"with every step x{fast:.2f} to x{slow:.2f} (the step "
+                      "model's held-out error, P90 to P10)")
+        for name, (low, high) in m["band"].items():
+            bands.add_row(name, f"{m[name]:,.1f}", f"{low:,.1f} - {high:,.1f}")
+        out.print(bands)
     summary = Table("figure", "value", show_header=False, title="throughput, goodput, memory, energy")
     rows = [("requests (rejected)", f"{m['requests']:,} ({m['rejected']:,})"),
             ("output tokens/s", f"{m['output_tokens_per_s']:,.0f}"),

@@ -67,6 +67,17 @@ def score_leave_one_hardware_out(points: list[Measured], progress: Callable[[str
     return scored
 
 
+# rows timed by the step model alone (no queue): their errors are the step model's own
+ENGINE_SCENARIOS = ("offline", "static", "prefill")
+
+
+def step_time_errors(scored: Iterable[Scored]) -> np.ndarray:
+    """Predicted / measured step time - 1 of each engine row: a throughput that comes out high is a step
+    time that comes out low."""
+    return np.array([(s.measured / s.predicted if "per_s" in s.metric else s.predicted / s.measured) - 1.0
+                     for s in scored if s.scenario in ENGINE_SCENARIOS])
+
+
 def _stats(errors: list[float]) -> tuple[int, float, float, float]:
     e = np.asarray(errors)
     return len(e), float(np.median(np.abs(e))), float(np.percentile(np.abs(e), 90)), float(np.median(e))

@@ -67,3 +67,11 @@ def test_malformed_trace_row_names_its_line(tmp_path: Path) -> None:
     res = runner.invoke(app, [*BASE, "--workload", str(bad)])
     assert res.exit_code == 2
     assert ":5:" in res.stderr and "ContextTokens" in res.stderr
+
+
+def test_band_reruns_at_the_step_models_error() -> None:
+    m = _run("--input-len", "512", "--output-len", "64", "--rate", "8", "--requests", "300", "--band")
+    assert set(m["band"]) >= {"ttft_ms_p50", "tpot_ms_p50", "tpot_ms_p99"}
+    for name in ("ttft_ms_p50", "tpot_ms_p50"):
+        low, high = m["band"][name]
+        assert low < m[name] < high

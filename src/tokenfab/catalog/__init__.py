@@ -115,6 +115,15 @@ def calibration_path() -> Any:
 
 
 @cache
+def step_error() -> dict[str, Any]:
+    """The step model's held-out step-time error (written by `benchmarks/step_error_band.py`); none if absent."""
+    path = DATA / "step_error.json"
+    if not path.is_file():
+        return {"p10": 0.0, "p90": 0.0, "rows": 0}
+    return json.loads(path.read_text())
+
+
+@cache
 def silicon_fit() -> dict[str, Any]:
     """The silicon model's fitted scales (written by `tokenfab silicon --refit`); neutral ones if absent."""
     path = DATA / "silicon_fit.json"

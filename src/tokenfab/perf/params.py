@@ -38,6 +38,7 @@ class EffParams:
     legacy_gqa_reread: float = 0.3  # those engines' decode attention re-reads KV per query head of a GQA group
     legacy_layer_ratio: float = 1.0  # those engines' per-layer fixed cost vs today's (unfused kernels, no CUDA graphs)
     vllm_scale: float = 1.0       # time multiplier for vLLM/TGI relative to TensorRT-LLM
+    time_scale: float = 1.0       # on every step's time; never fitted: latency bands set it to the held-out error
     comm_alpha: dict[str, float] = field(default_factory=lambda: {
         "nvswitch": 1.2e-5, "nvlink-bridge": 1.2e-5, "infinity-fabric": 1.5e-5, "ici": 1.0e-5,
         "roce": 2.5e-5, "pcie": 2.5e-5, "other": 2.5e-5})
@@ -54,7 +55,7 @@ FAMILY_PARAMS = ("gemm_eff", "engine_gemm_ratio", "lowp_ratio", "mem_eff", "kv_m
                  "t_layer")
 GLOBAL_PARAMS = ("gemm_m_half", "roof_q", "mem_latency", "t_kernel", "legacy_scale", "legacy_gqa_reread", "vllm_scale",
                  "moe_eff", "elem_scale", "legacy_layer_ratio")
-SCALAR_PARAMS = tuple(f.name for f in fields(EffParams) if f.name not in ("comm_alpha", "comm_eff"))
+SCALAR_PARAMS = tuple(f.name for f in fields(EffParams) if f.name not in ("comm_alpha", "comm_eff", "time_scale"))
 assert set(FAMILY_PARAMS) | set(GLOBAL_PARAMS) == set(SCALAR_PARAMS)
 assert set(EffParams().comm_alpha) == set(FABRICS)
 
@@ -92,7 +93,8 @@ class Calibration:
         return {hw_id: chip_from_record(rec) for hw_id, rec in self.chips.items()}
 
     def to_json(self) -> dict[str, Any]:
-        data = {"global": asdict(self.global_params), "vendor": self.vendor, "family": self.family,
+        fitted = {k: v for k, v in asdict(self.global_params).items() if k != "time_scale"}
+        data = {"global": fitted, "vendor": self.vendor, "family": self.family,
                 "provenance": self.provenance}
         if self.hardware:
             data["hardware"] = self.hardware

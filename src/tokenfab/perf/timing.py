@@ -35,12 +35,13 @@ def soft_roofline(tc: np.ndarray, tm: np.ndarray, q: float) -> np.ndarray:
 
 
 def engine_scale(engine: str, params: EffParams) -> float:
+    """The multiplier on a step's time: the engine family's, times the band's `time_scale` (1 in predictions)."""
     family = engine_family(engine)
     if family == "trtllm-legacy":
-        return params.legacy_scale
+        return params.legacy_scale * params.time_scale
     if family in ("vllm", "tgi"):
-        return params.vllm_scale
-    return 1.0
+        return params.vllm_scale * params.time_scale
+    return params.time_scale
 
 
 def op_times(table: OpTable, chip: Chip, params: EffParams, engine: str = "trtllm") -> tuple[np.ndarray, np.ndarray]:
