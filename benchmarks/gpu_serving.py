@@ -1,6 +1,6 @@
 """Serve Poisson traffic on this machine's GPU (or CPU) with a real continuous-batching loop; JSON to OUTDIR.
 
-    python benchmarks/gpu_serving.py OUTDIR [--device cuda|cpu] [--requests N]
+    python benchmarks/gpu_serving.py OUTDIR [--device cuda|cpu] [--requests N] [--vary-output]
 
 A random-weight llama-3.1-8b in bf16 (llama-tiny on a CPU) is served by `calibrate/serve_bench.MiniServer`
 (TensorRT-LLM's no-evict batching with chunked prefill, 512 prompt / 128 output tokens, max batch 64,
@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -38,9 +38,18 @@ SETUP = {  # device -> (model, serve config, requests per Poisson run)
 }
 
 
+# --vary-output: lognormal output lengths with the fixed length as their mean, clipped to [2, 3x mean]
+SIGMA = 0.8
+
+
 def run_json(name: str, rate: float, log: ServeLog, wall: float) -> dict:
     return {"name": name, "rate": rate, "wall_s": wall, "arrival": log.arrival, "first": log.first,
-            "finish": log.finish, "steps": log.steps, "latencies": log.latencies()}
+            "finish": log.finish, "output": log.output, "steps": log.steps, "latencies": log.latencies()}
+
+
+def output_lengths(rng: np.random.Generator, n: int, mean: int, most: int) -> np.ndarray:
+    draws = rng.lognormal(np.log(mean) - SIGMA ** 2 / 2, SIGMA, n)
+    return np.clip(np.rint(draws), 2, most).astype(int)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,11 +57,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("outdir", type=Path)
     ap.add_argument("--device", default="cuda", choices=("cuda", "cpu"))
     ap.add_argument("--requests", type=int, default=None, help="requests per Poisson run")
+    ap.add_argument("--vary-output", action="store_true",
+                    help="draw each request's output length (lognormal, mean the fixed length, up to 3x)")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     dev = open_device(args.device, threads=1 if args.device == "cpu" else None)
     model_id, cfg, requests = SETUP[args.device]
     requests = args.requests or requests
+    mean_output = cfg.output_len
+    if args.vary_output:
+        cfg = replace(cfg, output_len=3 * mean_output)
+    rng = np.random.default_rng(0)
+
+    def outputs(n: int) -> np.ndarray | None:
+        return output_lengths(rng, n, mean_output, cfg.output_len) if args.vary_output else None
     spec = load_model(model_id)
     model = TorchLlama(dev, spec, max_pos=cfg.input_len + cfg.output_len + 1)
     server = MiniServer(model, cfg)
@@ -65,21 +83,20 @@ def main(argv: list[str] | None = None) -> int:
     progress(f"steps: {step_mode} ({len(server.graph_shapes())} shapes)")
 
     progress(f"warm-up: {2 * cfg.max_batch} requests at once")
-    server.run(np.zeros(2 * cfg.max_batch), clock)
+    server.run(np.zeros(2 * cfg.max_batch), clock, outputs(2 * cfg.max_batch))
     n_sat = 4 * cfg.max_batch
     start = time.perf_counter()
-    sat = server.run(np.zeros(n_sat), clock)
+    sat = server.run(np.zeros(n_sat), clock, outputs(n_sat))
     makespan = max(sat.finish)
     capacity = n_sat / makespan
     runs = [run_json("saturation", float("inf"), sat, time.perf_counter() - start)]
     progress(f"saturation: {n_sat} requests in {makespan:.2f} s, capacity {capacity:.2f} req/s")
-    rng = np.random.default_rng(0)
     for load in LOADS:
         rate = load * capacity
         arrivals = np.cumsum(rng.exponential(1.0 / rate, requests))
         arrivals -= arrivals[0]
         start = time.perf_counter()
-        log = server.run(arrivals, clock)
+        log = server.run(arrivals, clock, outputs(requests))
         lat = log.latencies()
         runs.append(run_json(f"load-{load:.2f}", rate, log, time.perf_counter() - start))
         progress(f"load {load:.0%} ({rate:.2f} req/s, {requests} requests): TTFT p50 {lat['ttft_ms_p50']:.1f} ms, "
@@ -97,6 +114,9 @@ def main(argv: list[str] | None = None) -> int:
     args.outdir.mkdir(parents=True, exist_ok=True)
     write_json_atomic(args.outdir / "serving.json", {"provenance": provenance, "chip_record": record,
                                                      "config": asdict(cfg), "capacity_rps": capacity,
+                                                     "outputs": (f"lognormal (sigma {SIGMA}), mean {mean_output}, "
+                                                                 f"2..{cfg.output_len}" if args.vary_output
+                                                                 else "fixed"),
                                                      "loads": list(LOADS), "runs": runs})
     progress(f"wrote {args.outdir / 'serving.json'}")
     return 0

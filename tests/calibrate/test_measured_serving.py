@@ -1,6 +1,7 @@
-"""The serving run shipped under data/measured/gpu-h100-serving (a continuous-batching server on an H100,
-every step a CUDA graph): with the step model fitted on two of its runs, the simulator must reproduce the
-other runs' latencies, which only its queueing and batching decide, to the issue's targets."""
+"""The serving runs shipped under data/measured/gpu-h100-serving (fixed lengths) and -serving-varied
+(lognormal output lengths), a continuous-batching server on an H100 with every step a CUDA graph: with the
+step model fitted on two of a log's runs, the simulator must reproduce the other runs' latencies, which
+only its queueing and batching decide, to the issue's targets."""
 
 import json
 from pathlib import Path
@@ -14,12 +15,12 @@ from tokenfab.hardware import load_chip
 from tokenfab.model import load_model
 from tokenfab.perf.params import shipped_calibration
 
-LOG = Path(__file__).resolve().parents[2] / "data" / "measured" / "gpu-h100-serving" / "serving.json"
+MEASURED = Path(__file__).resolve().parents[2] / "data" / "measured"
 
 
-@pytest.fixture(scope="module")
-def data():
-    return json.loads(LOG.read_text())
+@pytest.fixture(scope="module", params=["gpu-h100-serving", "gpu-h100-serving-varied"])
+def data(request):
+    return json.loads((MEASURED / request.param / "serving.json").read_text())
 
 
 @pytest.fixture(scope="module")
@@ -62,3 +63,11 @@ def test_a_step_time_error_grows_with_load(checked):
     assert step_err["unfitted_step_median"] < -0.05
     errors = [c.error("tpot_ms_p50", fitted=False) for c in sorted(held, key=lambda c: c.rate)]
     assert errors[-1] < errors[0] < 0
+
+
+def test_varied_log_replays_each_requests_own_output_length(data):
+    if data.get("outputs", "fixed") == "fixed":
+        pytest.skip("fixed lengths")
+    outputs = np.concatenate([r["output"] for r in data["runs"]])
+    assert len(np.unique(outputs)) > 50 and outputs.max() <= data["config"]["output_len"]
+    assert 0.85 < outputs.mean() / (data["config"]["output_len"] / 3) < 1.15

@@ -46,6 +46,20 @@ def test_steps_carry_every_prompt_and_output_token_once(served):
         assert np.all(shapes.decode_seqs <= CFG.max_batch) and np.all(seconds > 0)
 
 
+def test_each_request_generates_its_own_output_length():
+    dev = open_device("cpu", threads=1)
+    model = TorchLlama(dev, load_model("llama-tiny"), max_pos=CFG.input_len + CFG.output_len + 1)
+    outputs = np.array([1, 6, 2, 4, 3, 5, 1, 2])
+    log = MiniServer(model, CFG).run(np.linspace(0.0, 0.02, 8), outputs=outputs)
+    shapes, _ = step_table(log.steps)
+    assert shapes.logits.sum() == outputs.sum() and shapes.decode_seqs.sum() == (outputs - 1).sum()
+    assert log.output == outputs.tolist()
+    lat = log.latencies()      # TPOT over the requests with a second token only
+    assert np.isfinite(lat["tpot_ms_p50"]) and lat["tpot_ms_p50"] > 0
+    with pytest.raises(ValueError, match="outputs"):
+        MiniServer(model, CFG).run(np.zeros(2), outputs=np.array([1, CFG.output_len + 1]))
+
+
 def test_burst_fills_the_batch_and_chunks_prompts_under_the_budget(served):
     burst, _ = served
     shapes, _ = step_table(burst.steps)

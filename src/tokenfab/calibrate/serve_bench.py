@@ -38,7 +38,7 @@ class ServeConfig:
     max_batch: int       # sequences in flight (slots)
     token_budget: int    # tokens per step: decode tokens + prompt chunk
     input_len: int       # every request's prompt
-    output_len: int      # every request's generated tokens (the first one included)
+    output_len: int      # generated tokens (the first one included): every request's, or the most any may ask
     chunk_unit: int = 1  # prompt tokens per step come in multiples of this (TensorRT-LLM's chunk unit)
 
     def __post_init__(self) -> None:
@@ -55,20 +55,23 @@ class ServeConfig:
 
 @dataclass
 class ServeLog:
-    """What one run measured: per step (shape, seconds) and per request (arrival, first token, finish)."""
+    """What one run measured: per step (shape, seconds) and per request (arrival, first token, finish,
+    tokens generated)."""
 
-    output_len: int
     steps: list[tuple[int, float, int, float, int, float]] = field(default_factory=list)
     arrival: list[float] = field(default_factory=list)
     first: list[float] = field(default_factory=list)
     finish: list[float] = field(default_factory=list)
+    output: list[int] = field(default_factory=list)
 
     def latencies(self) -> dict[str, float]:
-        """TTFT and TPOT mean and percentiles (ms), as the simulator reports them."""
-        arrival, first, finish = (np.asarray(a) for a in (self.arrival, self.first, self.finish))
+        """TTFT and TPOT mean and percentiles (ms), as the simulator reports them (TPOT of requests with
+        more than one output token)."""
+        arrival, first, finish, output = (np.asarray(a) for a in (self.arrival, self.first, self.finish, self.output))
+        many = output > 1
         out: dict[str, float] = {}
         for name, values in (("ttft", (first - arrival) * 1e3),
-                             ("tpot", (finish - first) * 1e3 / max(self.output_len - 1, 1))):
+                             ("tpot", (finish - first)[many] * 1e3 / (output[many] - 1))):
             out[f"{name}_ms_mean"] = float(values.mean())
             for q in (50, 90, 99):
                 out[f"{name}_ms_p{q}"] = float(np.percentile(values, q))
@@ -93,10 +96,10 @@ class StepInputs:
 
 
 class _Seq:
-    __slots__ = ("rid", "slot", "done", "generated", "token")
+    __slots__ = ("rid", "slot", "out_len", "done", "generated", "token")
 
-    def __init__(self, rid: int, slot: int) -> None:
-        self.rid, self.slot, self.done, self.generated, self.token = rid, slot, 0, 0, 1
+    def __init__(self, rid: int, slot: int, out_len: int = 1) -> None:
+        self.rid, self.slot, self.out_len, self.done, self.generated, self.token = rid, slot, out_len, 0, 0, 1
 
 
 class MiniServer:
@@ -237,11 +240,16 @@ class MiniServer:
         return out[:b] + [out[i] for i in finished]
 
     # ----- the run -----
-    def run(self, arrivals: np.ndarray, clock: Any = time.perf_counter) -> ServeLog:
-        """Serve requests arriving at `arrivals` (seconds from the start, sorted) until all have finished."""
+    def run(self, arrivals: np.ndarray, clock: Any = time.perf_counter, outputs: np.ndarray | None = None) -> ServeLog:
+        """Serve requests arriving at `arrivals` (seconds from the start, sorted) until all have finished;
+        each generates `output_len` tokens, or its own number from `outputs` (1..output_len)."""
         cfg = self.cfg
         n = len(arrivals)
-        log = ServeLog(cfg.output_len, arrival=list(map(float, arrivals)), first=[0.0] * n, finish=[0.0] * n)
+        outputs = np.full(n, cfg.output_len) if outputs is None else np.asarray(outputs, dtype=int)
+        if outputs.shape != (n,) or outputs.min(initial=1) < 1 or outputs.max(initial=1) > cfg.output_len:
+            raise ValueError(f"outputs: one per request, each 1..{cfg.output_len} (the slot's room)")
+        log = ServeLog(arrival=list(map(float, arrivals)), first=[0.0] * n, finish=[0.0] * n,
+                       output=[int(o) for o in outputs])
         free = list(range(cfg.max_batch - 1, -1, -1))
         waiting: list[int] = []
         prefilling: list[_Seq] = []
@@ -258,7 +266,8 @@ class MiniServer:
                 continue
             start = clock()
             while waiting and len(prefilling) + len(decoding) < cfg.max_batch:
-                prefilling.append(_Seq(waiting.pop(0), free.pop()))
+                rid = waiting.pop(0)
+                prefilling.append(_Seq(rid, free.pop(), log.output[rid]))
             b = len(decoding)
             budget = (cfg.token_budget - b) // cfg.chunk_unit * cfg.chunk_unit
             chunks: list[tuple[_Seq, int]] = []
@@ -285,7 +294,7 @@ class MiniServer:
             running = decoding + finished_prompts
             decoding = []
             for seq in running:
-                if seq.generated >= cfg.output_len:
+                if seq.generated >= seq.out_len:
                     log.finish[seq.rid] = end
                     free.append(seq.slot)
                     done += 1

@@ -80,11 +80,11 @@ def engine_limits(config: dict[str, int]) -> EngineConfig:
 
 
 def simulate_run(model: ModelSpec, chip: Chip, dep: Deployment, config: dict[str, int], arrivals: list[float],
-                 params: EffParams) -> dict[str, float]:
-    """The simulator's TTFT/TPOT for the run's own arrivals."""
+                 params: EffParams, outputs: list[int] | None = None) -> dict[str, float]:
+    """The simulator's TTFT/TPOT for the run's own arrivals (and output lengths, where they varied)."""
     n = len(arrivals)
     table = RequestTable.single_turn(np.asarray(arrivals), np.full(n, config["input_len"]),
-                                     np.full(n, config["output_len"]))
+                                     np.asarray(outputs) if outputs is not None else np.full(n, config["output_len"]))
     res = simulate(model, chip, dep, [table], [ClassInfo("all")], Pools(replicas=1), params,
                    cfg=engine_limits(config))
     return {k: float(res.metrics[k]) for k in METRICS}
@@ -118,8 +118,8 @@ def check(data: dict[str, Any], model: ModelSpec, chip: Chip, dep: Deployment, s
     for r in runs:
         if not np.isfinite(r["rate"]):
             continue          # everything at once: a capacity run, not a latency one
-        sim = simulate_run(model, chip, dep, data["config"], r["arrival"], params)
-        unfitted = simulate_run(model, chip, dep, data["config"], r["arrival"], start)
+        sim = simulate_run(model, chip, dep, data["config"], r["arrival"], params, r.get("output"))
+        unfitted = simulate_run(model, chip, dep, data["config"], r["arrival"], start, r.get("output"))
         checks.append(RunCheck(r["name"], r["rate"], r["name"] in fit_runs,
                                {k: r["latencies"][k] for k in METRICS}, sim, unfitted))
     return params, checks, step_err
