@@ -21,12 +21,11 @@ import numpy as np
 
 from tokenfab.calibrate import load_measured
 from tokenfab.perf.params import shipped_calibration
-from tokenfab.validate import score_in_sample, score_leave_one_hardware_out
+from tokenfab.validate import ENGINE_SCENARIOS, score_in_sample, score_leave_one_hardware_out
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "measured" / "calibration.jsonl"
 GPU_FIT = DATA.parent / "gpu-h100" / "steps-fit.jsonl"   # the shipped fit also uses our H100 run's fit half
 PRIMARY = {"genz": "builtin", "llm-analysis": "default", "aiconfigurator": "agg512"}
-SCENARIOS = ("offline", "static", "prefill")
 
 
 def stats(ratios: list[float]) -> tuple[int, float, float, float]:
@@ -51,17 +50,17 @@ def main(folder: str) -> None:
     peers: dict[str, dict[str, float]] = defaultdict(dict)
     rows = read_peer_rows(Path(folder))
     for row in rows:
-        if PRIMARY.get(row["peer"]) == row["variant"] and row["status"] == "ok" and row["scenario"] in SCENARIOS:
+        if PRIMARY.get(row["peer"]) == row["variant"] and row["status"] == "ok" and row["scenario"] in ENGINE_SCENARIOS:
             peers[row["peer"]][row["id"]] = float(row["pred"]) / float(row["measured"])
     fit_points, _ = load_measured(DATA.read_text().splitlines())   # every fitted scenario, as the shipped fit
     own, _ = load_measured(GPU_FIT.read_text().splitlines())
-    points = [p for p in fit_points if p.scenario in SCENARIOS]
+    points = [p for p in fit_points if p.scenario in ENGINE_SCENARIOS]
     ours = {
         "tokenfab (shipped fit)": {s.id: s.predicted / s.measured
                                    for s in score_in_sample(points, shipped_calibration())},
         "tokenfab (leave-one-hardware-out)": {s.id: s.predicted / s.measured
                                               for s in score_leave_one_hardware_out(fit_points, fit_only=own)
-                                              if s.scenario in SCENARIOS},
+                                              if s.scenario in ENGINE_SCENARIOS},
     }
     print("| peer set | tool | n | median | p90 | bias | peer median / tokenfab LOHO median |")
     print("|---|---|---:|---:|---:|---:|---:|")

@@ -5,12 +5,10 @@ import pytest
 
 from tokenfab.calibrate import fit_calibration
 from tokenfab.perf.params import UNCALIBRATED, shipped_calibration
-from tokenfab.validate import score_in_sample
-
-ENGINE = ("offline", "static", "prefill")
+from tokenfab.validate import ENGINE_SCENARIOS, score_in_sample
 
 
-def _median_abs(scored, scenarios=ENGINE):
+def _median_abs(scored, scenarios=ENGINE_SCENARIOS):
     return float(np.median([abs(s.error) for s in scored if s.scenario in scenarios]))
 
 
