@@ -15,7 +15,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from tokenfab.calibrate.serving_check import METRICS, check  # noqa: E402
+from tokenfab.calibrate.serving_check import METRICS, check, check_log  # noqa: E402
 from tokenfab.deployment import Deployment  # noqa: E402
 from tokenfab.hardware import chip_from_record, load_chip  # noqa: E402
 from tokenfab.model import load_model  # noqa: E402
@@ -28,7 +28,8 @@ def main(path: str) -> int:
         prov = data["provenance"]
         chip = chip_from_record(data["chip_record"]) if data.get("chip_record") else load_chip(prov["hardware"])
         model = load_model(prov["model"])
-        data["config"], data["runs"]   # noqa: B018 - present, or the file is not a serving log
+        data["config"]   # noqa: B018 - present, or the file is not a serving log
+        check_log(data)
     except (OSError, ValueError, KeyError, TypeError) as e:
         print(f"error: {path}: not a serving log of benchmarks/gpu_serving.py ({type(e).__name__}: {e})",
               file=sys.stderr)

@@ -138,3 +138,13 @@ def test_padding_rows_and_chunks_change_nothing_real(server):
     assert [padded[0], padded[8]] == exact
     real = slice(0, CFG.max_batch)
     assert (cache_padded[real] - cache_exact[real]).float().abs().max() < 1e-2 * cache_exact.float().abs().max()
+
+
+def test_a_log_whose_runs_do_not_pair_up_is_refused(served):
+    from tokenfab.calibrate.serving_check import check_log
+    burst, _ = served
+    run = {"name": "burst", "arrival": burst.arrival, "first": burst.first, "finish": burst.finish,
+           "output": burst.output}
+    check_log({"runs": [run]})
+    with pytest.raises(ValueError, match="one entry per request"):
+        check_log({"runs": [{**run, "output": burst.output[:-1]}]})

@@ -90,6 +90,15 @@ def simulate_run(model: ModelSpec, chip: Chip, dep: Deployment, config: dict[str
     return {k: float(res.metrics[k]) for k in METRICS}
 
 
+def check_log(data: dict[str, Any]) -> None:
+    """Raise ValueError unless every run lists one arrival, first token, finish (and output length, where
+    given) per request: the replay pairs them up."""
+    for r in data["runs"]:
+        n = len(r["arrival"])
+        if len(r["first"]) != n or len(r["finish"]) != n or len(r.get("output", r["arrival"])) != n:
+            raise ValueError(f"run {r['name']!r}: arrival, first, finish and output need one entry per request")
+
+
 def check(data: dict[str, Any], model: ModelSpec, chip: Chip, dep: Deployment, start: EffParams,
           fit_runs: tuple[str, ...] | None = None) -> tuple[EffParams, list[RunCheck], dict[str, float]]:
     """Fit on `fit_runs` (default: saturation and the lightest load), replay every run (fitted and with
@@ -125,4 +134,4 @@ def check(data: dict[str, Any], model: ModelSpec, chip: Chip, dep: Deployment, s
     return params, checks, step_err
 
 
-__all__ = ["RunCheck", "check", "engine_limits", "fit_steps", "simulate_run", "step_table"]
+__all__ = ["RunCheck", "check", "check_log", "engine_limits", "fit_steps", "simulate_run", "step_table"]
