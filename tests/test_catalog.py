@@ -6,9 +6,11 @@ import pytest
 import yaml
 
 from tokenfab import catalog
-from tokenfab.hardware import load_chip
+from tokenfab.hardware import all_chips, load_chip
 
-REQUIRED_EXTRA = ("gb300", "rtx-pro-6000", "gaudi2", "mi210")
+REQUIRED_EXTRA = ("gb300", "rtx-pro-6000", "gaudi2", "mi210", "h20", "h800")
+# China export Hopper parts used by the large-MoE measurements (DeepSeek on H800, Ant Group on H20)
+EXPORT_HOPPER = ("h20", "h800")
 
 
 def test_every_shared_accelerator_and_measured_id_is_in_the_catalog(calibration_rows):
@@ -63,3 +65,33 @@ def test_model_config_file_path(tmp_path):
     bad.write_text("{not json")
     with pytest.raises(ValueError, match="not valid JSON"):
         catalog.model_config(str(bad))
+
+
+@pytest.mark.parametrize("hw_id", EXPORT_HOPPER)
+def test_export_hopper_parts_load_in_the_hopper_family(hw_id):
+    chip = load_chip(hw_id)
+    assert chip.family == "nvidia-hopper"          # so the fitted Hopper efficiencies apply
+    assert chip.peak_flops["fp8"] > 0 and chip.peak_flops["bf16"] > 0
+    assert chip.scaleup_kind == "nvswitch" and chip.scaleup_domain == 8 and chip.scaleout_bw > 0
+    assert chip.compute_units and chip.tdp_w
+    assert chip.price_usd.low <= chip.price_usd.value <= chip.price_usd.high
+    assert hw_id in {c.id for c in all_chips()}
+
+
+def test_export_hopper_parts_keep_what_sets_them_apart():
+    h100, h20, h800 = load_chip("h100-sxm"), load_chip("h20"), load_chip("h800")
+    # H800: H100 silicon and tensor peaks, NVLink capped to 400 GB/s bidir
+    assert h800.peak_flops["fp8"] == h100.peak_flops["fp8"] and h800.mem_bw == h100.mem_bw
+    assert h800.scaleup_bw == pytest.approx(200e9) and h800.scaleout_bw == pytest.approx(400e9 / 8)
+    # H20: ~15% of H100 compute, more and faster HBM, full NVLink
+    assert h20.peak_flops["bf16"] < 0.2 * h100.peak_flops["bf16"]
+    assert h20.mem_bw > h100.mem_bw and h20.mem_bytes > h100.mem_bytes and h20.scaleup_bw == h100.scaleup_bw
+
+
+def test_mlperf_deepseek_r1_preset():
+    ds = catalog.datasets()["mlperf-deepseek-r1"]
+    assert ds["samples"] == 4388 and ds["output_max"] == 20000
+    assert ds["input_low"] <= ds["input_mean"] <= ds["input_high"]
+    assert ds["output_low"] <= ds["output_mean"] <= ds["output_high"]
+    assert ds["output_low"] <= 3828 <= ds["output_high"]   # the HPE H200 v5.1 run (MLPERF_INF_V5.1_MOE-014)
+    assert ds["output_mean"] > 4 * ds["input_mean"]       # reasoning: outputs dominate

@@ -10,7 +10,9 @@ from tokenfab.hardware import Chip
 from tokenfab.model import ModelSpec
 from tokenfab.units import PRECISION_BYTES, GiB
 
-ENGINE_FAMILIES = ("trtllm", "trtllm-legacy", "vllm", "tgi")
+ENGINE_FAMILIES = ("trtllm", "trtllm-legacy", "vllm", "sglang", "tgi")
+# Speculative decoding: the most draft tokens one decode step verifies (engines publish MTP 1-5, EAGLE 3-7).
+MAX_DRAFT_TOKENS = 8
 
 
 class DeploymentError(ValueError):
@@ -20,7 +22,9 @@ class DeploymentError(ValueError):
 def engine_family(engine: str | None) -> str:
     """Map an engine tag such as `mlperf-v4.1-trtllm` or `trtllm-0.6.1` to an engine preset."""
     tag = (engine or "trtllm").lower()
-    if "vllm" in tag or "sglang" in tag:
+    if "sglang" in tag:
+        return "sglang"
+    if "vllm" in tag:
         return "vllm"
     if "tgi" in tag:
         return "tgi"
@@ -31,7 +35,18 @@ def engine_family(engine: str | None) -> str:
 
 @dataclass(frozen=True)
 class Deployment:
-    """One model replica: `tp * pp` chips, experts spread over the TP group (`ep` of them by expert)."""
+    """One model replica: its parallel layout, precisions, speculative decoding and the engine's limits.
+
+    Layout. Attention and dense layers are split `tp` ways; the routed experts `ep` ways.
+    - `ep <= tp`: experts are spread over the TP group (each of `ep` expert groups split `tp/ep` ways),
+      and MoE outputs are summed by the same all-reduce as a dense MLP (TensorRT-LLM's attention-TP MoE-EP).
+    - `ep > tp`: data-parallel attention (SGLang `--enable-dp-attention`, DeepSeek's serving): `ep/tp`
+      attention groups of `tp` chips each serve their own sequences, and every MoE layer sends each token
+      to the chips holding its experts and back (dispatch and combine all-to-all). The replica is `ep * pp`
+      chips; the data convention for it is `tp=1, ep=N, replicas=1`.
+    `redundant_experts` extra expert copies per EP group balance hot experts (EPLB) at the price of memory.
+    `mtp` draft tokens are verified per decode step and `accept` tokens (bonus included) emitted on average.
+    """
 
     tp: int = 1
     pp: int = 1
@@ -42,10 +57,33 @@ class Deployment:
     engine: str = "trtllm"
     max_batch: int | None = None
     max_num_tokens: int | None = None
+    mtp: int = 0
+    accept: float = 1.0
+    redundant_experts: int = 0
+
+    @property
+    def width(self) -> int:
+        """Chips in one pipeline stage."""
+        return max(self.tp, self.ep)
 
     @property
     def devices(self) -> int:
-        return self.tp * self.pp
+        return self.width * self.pp
+
+    @property
+    def attn_dp(self) -> int:
+        """Attention data-parallel groups in the replica (1 unless `ep > tp`)."""
+        return max(self.ep // self.tp, 1)
+
+    @property
+    def moe_tp(self) -> int:
+        """Chips that split one expert group (TP inside an EP group)."""
+        return self.width // self.ep
+
+    @property
+    def all_to_all(self) -> bool:
+        """Whether MoE layers exchange tokens all-to-all (data-parallel attention) rather than all-reduce."""
+        return self.ep > self.tp
 
     @property
     def preset(self) -> dict[str, Any]:
@@ -66,28 +104,66 @@ class Deployment:
         """Raise `DeploymentError` naming the field when this layout cannot run the model."""
         for name in ("tp", "pp", "ep"):
             value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise DeploymentError(f"{name} = {value!r}: a positive integer is required")
         if model.heads % self.tp:
             raise DeploymentError(f"tp = {self.tp} does not divide the model's {model.heads} attention heads")
         if model.layers < self.pp:
             raise DeploymentError(f"pp = {self.pp} exceeds the model's {model.layers} layers")
-        if self.ep > 1 and (not model.is_moe or model.experts % self.ep):
-            raise DeploymentError(f"ep = {self.ep} must divide the model's {model.experts} experts")
+        if self.ep > 1:
+            if not model.is_moe:
+                raise DeploymentError(f"ep = {self.ep}: the model has no experts (allowed: ep = 1)")
+            if (model.experts + self.redundant_experts) % self.ep:
+                raise DeploymentError(f"ep = {self.ep} must divide the model's {model.experts} experts (plus "
+                                      f"redundant_experts = {self.redundant_experts})")
+            if max(self.ep, self.tp) % min(self.ep, self.tp):
+                raise DeploymentError(f"ep = {self.ep} and tp = {self.tp}: one must be a multiple of the other")
+        if not isinstance(self.redundant_experts, int) or self.redundant_experts < 0:
+            raise DeploymentError(f"redundant_experts = {self.redundant_experts!r}: a non-negative integer is required")
+        self._check_speculation(model)
         for name in ("weight_precision", "act_precision", "kv_precision"):
             value = getattr(self, name)
             if value not in PRECISION_BYTES:
                 raise DeploymentError(f"{name} = {value!r}: allowed {', '.join(sorted(PRECISION_BYTES))}")
-        chip.compute_precision(self.weight_precision)
+        # 4-bit weights may run weight-only (dequantised to the activation precision); anything else needs units
+        for name in ("weight_precision", "act_precision"):
+            if name == "weight_precision" and PRECISION_BYTES[self.weight_precision] < 1:
+                continue
+            try:
+                chip.compute_precision(getattr(self, name))
+            except ValueError:
+                raise DeploymentError(f"{name} = {getattr(self, name)!r}: {chip.id} has no units for it (it has "
+                                      f"{', '.join(p for p in PRECISION_BYTES if chip.supports(p))})") from None
+
+    def _check_speculation(self, model: ModelSpec) -> None:
+        if not isinstance(self.mtp, int) or isinstance(self.mtp, bool) or not 0 <= self.mtp <= MAX_DRAFT_TOKENS:
+            raise DeploymentError(f"mtp = {self.mtp!r}: draft tokens per step must be 0..{MAX_DRAFT_TOKENS}")
+        if self.mtp and not model.mtp_layers:
+            raise DeploymentError(f"mtp = {self.mtp}: model {model.name} has no multi-token-prediction module "
+                                  "(allowed: mtp = 0)")
+        if not 1.0 <= float(self.accept) <= self.mtp + 1:
+            raise DeploymentError(f"accept = {self.accept!r}: tokens emitted per step must be in 1..{self.mtp + 1} "
+                                  f"with mtp = {self.mtp}")
 
 
 def weight_bytes_per_device(model: ModelSpec, dep: Deployment) -> float:
-    """Weights one chip holds: everything split by TP x PP, except the embedding table kept per PP end."""
+    """Weights one chip holds.
+
+    Attention, dense MLPs, shared experts and routers are split `tp` ways and replicated over the
+    attention data-parallel groups; routed experts (with any redundant copies) are split over all the
+    stage's chips; the embedding table and LM head stay 16-bit (engines do not quantise them) and sit at
+    the pipeline's ends; an MTP draft module is held on top of the body when speculation uses it.
+    """
     wbytes = PRECISION_BYTES[dep.weight_precision]
-    # embeddings and LM head stay in 16-bit in the engines we model (they are not quantised)
-    body = (model.total_params - model.embedding_params) * wbytes
+    moe_layers = sum(g.count for g in model.layer_groups if g.moe)
+    routed = moe_layers * model.experts * model.expert_params
+    routed *= 1.0 + dep.redundant_experts / max(model.experts, 1)
+    replicated = model.total_params - model.embedding_params - moe_layers * model.experts * model.expert_params
+    body = (replicated / dep.tp + routed / dep.width) * wbytes / dep.pp
+    if dep.mtp:  # one MoE layer and a projection, mostly routed experts, so spread like them
+        body += model.mtp_params * wbytes / dep.width
     embed = model.embedding_params * 2.0
-    return body / dep.devices + embed / dep.tp / (2.0 if dep.pp > 1 and not model.tied_embeddings else 1.0)
+    return body + embed / dep.tp / (2.0 if dep.pp > 1 and not model.tied_embeddings else 1.0)
 
 
 def kv_capacity_tokens(model: ModelSpec, chip: Chip, dep: Deployment) -> float:
@@ -101,7 +177,8 @@ def kv_capacity_tokens(model: ModelSpec, chip: Chip, dep: Deployment) -> float:
     else:
         free = chip.mem_bytes * frac - weights - reserve
     kv_per_token_device = model.kv_bytes_per_token(dep.kv_precision) / dep.pp * kv_shard_fraction(model, dep.tp)
-    return max(free, 0.0) / kv_per_token_device
+    # each attention data-parallel group keeps the KV of its own sequences
+    return max(free, 0.0) / kv_per_token_device * dep.attn_dp
 
 
 def kv_shard_fraction(model: ModelSpec, tp: int) -> float:

@@ -26,12 +26,15 @@ from tokenfab.perf.ops import GEMM, build_ops
 from tokenfab.perf.params import Calibration, EffParams, shipped_calibration
 from tokenfab.perf.shapes import StepShapes
 from tokenfab.perf.timing import StepCost, comm_time, op_times, soft_roofline, time_ops
+from tokenfab.phases import decode_step, prefill_step
 from tokenfab.queries import SCENARIO_METRICS, Query
+from tokenfab.query_hints import read_hints
 from tokenfab.serve.batching import max_concurrency, schedule_offline, static_batch, steady_state
 from tokenfab.serve.cluster import Pools
 from tokenfab.serve.lengths import dataset_lengths
 from tokenfab.serve.simulate import ClassInfo, simulate
 from tokenfab.silicon import DesignError, resolve_chip
+from tokenfab.speculation import default_acceptance
 from tokenfab.units import PRECISION_BYTES
 from tokenfab.workload import RequestTable
 
@@ -42,7 +45,10 @@ MLPERF_DATASETS = {
     "llama-3.1-8b": "mlperf-cnndm-llama3.1-8b",
     "gpt-j-6b": "mlperf-cnndm-gptj",
     "llama-3.1-405b": "mlperf-llama3.1-405b",
+    "deepseek-r1": "mlperf-deepseek-r1",
 }
+# Weight formats that a config.json's `quantization_config.quant_method` names, as tokenfab precisions.
+NATIVE_PRECISIONS = {"fp8": "fp8", "mxfp4": "fp4", "nvfp4": "fp4", "modelopt_fp4": "fp4"}
 
 
 class QueryError(ValueError):
@@ -74,36 +80,78 @@ def query_lengths(q: Query, model_id: str) -> tuple[float, float]:
     return float(isl), float(osl)
 
 
+def native_precision(model_id: str) -> str:
+    """The weight precision a checkpoint ships in (DeepSeek-V3/R1 and Kimi-K2 FP8, gpt-oss MXFP4), else bf16."""
+    try:
+        cfg = catalog.model_config(model_id)
+    except (KeyError, ValueError):
+        return "bf16"
+    method = str(((cfg.get("text_config") or cfg).get("quantization_config") or cfg.get("quantization_config")
+                  or {}).get("quant_method", "")).lower()
+    return NATIVE_PRECISIONS.get(method, "bf16")
+
+
+def _default_layout(q: Query, model: ModelSpec) -> tuple[int, int, int]:
+    """(tp, pp, ep) when a query states none: one chip per replica if nothing else is said; a MoE model
+    on several chips of one unstated layout is served as SGLang/DeepSeek do, data-parallel attention with
+    the experts spread over all of them (the notes' 'rank = GPU under DP attention')."""
+    hints = read_hints(q.engine, q.note)
+    if q.tp or q.ep or (q.pp or 1) > 1:
+        tp, ep = q.tp or 1, q.ep or 1
+        if hints.attn_dp and tp > 1 and ep >= tp and tp % hints.attn_dp == 0:
+            tp //= hints.attn_dp   # '--tp 8 --ep 8' with attention DP8 is the tp=1, ep=8 layout
+        return tp, q.pp or 1, ep
+    width = q.devices // (q.replicas or q.devices)
+    if q.replicas is None and model.is_moe and q.devices > 1:
+        width = max(n for n in range(1, q.devices + 1) if q.devices % n == 0 and model.experts % n == 0)
+        return 1, 1, width
+    return max(width, 1), 1, 1
+
+
 def query_deployment(q: Query, model: ModelSpec, chip: Chip) -> Deployment:
-    """The replica a query describes (parallelism, precisions, engine), checked against the chip."""
-    precision = q.precision or "bf16"
+    """The replica a query describes (parallelism, precisions, speculation, engine), checked against the chip."""
+    precision = q.precision or native_precision(q.model or "")
     if precision not in PRECISION_BYTES:
         raise QueryError(f"field 'precision' = {precision!r}: allowed {', '.join(sorted(PRECISION_BYTES))}")
     kv = q.kv_precision or (precision if PRECISION_BYTES[precision] >= 1 else "fp8")
-    dep = Deployment(tp=q.tp or 1, pp=q.pp or 1, ep=q.ep or 1, weight_precision=precision,
-                     act_precision=precision, kv_precision=kv, engine=q.engine, max_batch=q.max_batch)
+    hints = read_hints(q.engine, q.note)
+    mtp = q.mtp if q.mtp is not None else (hints.mtp or 0)
+    accept = q.accept or hints.accept or default_acceptance(q.model or "", mtp)
+    tp, pp, ep = _default_layout(q, model)
+    # MXFP4/NVFP4 checkpoints run weight-only (4-bit weights, 16-bit math) on chips without 4-bit units
+    act = precision if chip.supports(precision) or PRECISION_BYTES[precision] >= 1 else "bf16"
+    redundant = 0
+    if model.is_moe and ep > tp and model.experts % ep:
+        # wide-EP engines fill every rank with redundant copies of hot experts (EPLB): SGLang's EP72 runs
+        # 288 physical experts, DeepSeek's EP144 decode 256 + 32 redundant
+        redundant = -(-model.experts // ep) * ep - model.experts
+    dep = Deployment(tp=tp, pp=pp, ep=ep, weight_precision=precision, act_precision=act, kv_precision=kv,
+                     engine=q.engine, max_batch=q.max_batch, mtp=mtp, accept=min(accept, mtp + 1.0),
+                     redundant_experts=redundant)
     try:
         dep.check(model, chip)
     except (DeploymentError, ValueError) as err:
         raise QueryError(str(err)) from None
     if q.devices % dep.devices:
-        raise QueryError(f"field 'devices' = {q.devices} is not a multiple of tp*pp = {dep.devices}")
+        raise QueryError(f"field 'devices' = {q.devices} is not a multiple of the replica's {dep.devices} chips "
+                         f"(max(tp, ep) x pp)")
     return dep
 
 
-def query_replicas(q: Query) -> int:
-    """Model replicas behind the query: stated, or devices / (tp * pp)."""
-    return q.replicas or max(q.devices // ((q.tp or 1) * (q.pp or 1)), 1)
+def query_replicas(q: Query, dep: Deployment | None = None) -> int:
+    """Model replicas behind the query: stated, or devices / chips per replica (the deployment's, else
+    max(tp, ep) x pp from the query)."""
+    width = dep.devices if dep else max(q.tp or 1, q.ep or 1) * (q.pp or 1)
+    return q.replicas or max(q.devices // width, 1)
 
 
 def _throughput_metrics(q: Query, out_tps: float, isl: float, osl: float, energy_j: float,
-                        seconds: float, out_tokens: float) -> dict[str, float]:
+                        seconds: float, out_tokens: float, replicas: int) -> dict[str, float]:
     """Per-system throughput plus the per-device, total-token, request and energy variants.
     `energy_j`, `seconds` and `out_tokens` describe one replica; power is scaled to all replicas.
     Energy is the accelerators' (prefill charged to output tokens); `_wall` adds the rest of the server."""
     total = out_tps
     power = energy_j / seconds
-    replicas = query_replicas(q)
     chips = q.devices / replicas
     wall_j = energy_j + host_power_w() * chips * seconds
     return {
@@ -125,7 +173,7 @@ def _plan_engine(q: Query, chip: Chip) -> Plan:
     except (KeyError, ValueError) as err:
         raise QueryError(str(err)) from None
     dep = query_deployment(q, model, chip)
-    replicas = query_replicas(q)
+    replicas = query_replicas(q, dep)
     if q.scenario == "layer":  # one layer is timed in isolation: the whole model need not fit
         return _plan_layer(q, model, chip, dep)
     kv_tokens = kv_capacity_tokens(model, chip, dep)
@@ -133,6 +181,11 @@ def _plan_engine(q: Query, chip: Chip) -> Plan:
         raise QueryError(f"model {q.model} does not fit on {dep.devices} x {chip.id} at {dep.weight_precision}: "
                          "weights leave no memory for KV cache (raise tp/pp or lower precision)")
     engine = q.engine
+    phase = read_hints(q.engine, q.note).phase
+    if phase == "prefill" and q.scenario in ("offline", "static", "server"):
+        return _plan_prefill_phase(q, model, chip, dep, replicas)
+    if phase == "decode" and q.scenario in ("offline", "static", "concurrency"):
+        return _plan_decode_phase(q, model, chip, dep, replicas, kv_tokens)
     if q.scenario == "prefill":
         isl = float(q.input_len or 0) or query_lengths(q, q.model)[0]
         batch = q.batch or 1
@@ -157,7 +210,7 @@ def _plan_engine(q: Query, chip: Chip) -> Plan:
             seconds = float(np.dot(weights, cost.time))
             energy = float(np.dot(weights, cost.energy))
             out = batch * osl
-            m = _throughput_metrics(q, out / seconds * replicas, isl, osl, energy, seconds, out)
+            m = _throughput_metrics(q, out / seconds * replicas, isl, osl, energy, seconds, out, replicas)
             m["step_ms_mean"] = seconds / osl * 1e3
             m["ttft_ms_mean"] = float(cost.time[0]) * 1e3
             m["tpot_ms_mean"] = float(np.dot(weights[1:], cost.time[1:]) / max(weights[1:].sum(), 1)) * 1e3
@@ -167,13 +220,15 @@ def _plan_engine(q: Query, chip: Chip) -> Plan:
     if q.scenario == "offline":
         preset = dep.preset
         conc = max_concurrency(kv_tokens, isl, osl, dep.batch_limit, bool(preset["reserve_full_sequence"]))
+        if q.concurrency:   # a benchmark client that keeps only so many requests in flight
+            conc = min(conc, -(-q.concurrency // replicas))
         if conc < 1:
             raise QueryError(f"one sequence of {isl + osl:.0f} tokens does not fit the KV cache "
                              f"({kv_tokens:.0f} tokens) of {dep.devices} x {chip.id}")
         n_requests = _finite_requests(q)
         if n_requests:
             return _plan_offline_finite(q, model, chip, dep, replicas, n_requests, isl, osl, conc)
-        state = steady_state(isl, osl, conc, dep.token_budget)
+        state = steady_state(isl, osl, conc, dep.token_budget, dep.accept)
         table = build_ops(model, chip, dep, state.step)
 
         def evaluate_offline(p: EffParams) -> dict[str, float]:
@@ -181,12 +236,67 @@ def _plan_engine(q: Query, chip: Chip) -> Plan:
             stage = float(cost.stage_time[0])
             out_tokens = state.requests_per_step * osl
             m = _throughput_metrics(q, out_tokens / stage * replicas, isl, osl, float(cost.energy[0]) / dep.pp,
-                                    stage, out_tokens)
-            m["tpot_ms_mean"] = float(cost.time[0]) * 1e3
+                                    stage, out_tokens, replicas)
+            m["tpot_ms_mean"] = float(cost.time[0]) / dep.accept * 1e3
             m["concurrency"] = float(conc)
             return m
         return Plan(q, chip, evaluate_offline)
     return _plan_serving(q, model, chip, dep, replicas, isl, osl)
+
+
+def _plan_prefill_phase(q: Query, model: ModelSpec, chip: Chip, dep: Deployment, replicas: int) -> Plan:
+    """A prefill pool measured alone (decode 'unlimited'): input tokens/s at saturation."""
+    if not q.input_len:
+        raise QueryError("field 'input_len' is required for a prefill-only measurement (prompt tokens, > 0)")
+    isl = float(q.input_len)
+    shape = prefill_step(dep, isl)
+    table = build_ops(model, chip, dep, shape)
+    tokens = float(shape.prefill_tokens[0])
+
+    def evaluate(p: EffParams) -> dict[str, float]:
+        cost = time_ops(table, chip, p, q.engine)
+        stage = float(cost.stage_time[0])
+        per_s = tokens / stage * replicas
+        return {"total_tokens_per_s_per_device": per_s / q.devices, "input_tokens_per_s": per_s,
+                "ttft_ms_mean": float(cost.time[0]) * 1e3, "output_tokens_per_s": per_s / isl,
+                "requests_per_s": per_s / isl, "avg_power_w": float(cost.energy[0]) / stage * replicas / dep.pp}
+    return Plan(q, chip, evaluate)
+
+
+def _plan_decode_phase(q: Query, model: ModelSpec, chip: Chip, dep: Deployment, replicas: int,
+                       kv_tokens: float) -> Plan:
+    """A decode pool measured alone (prefill 'unlimited'): `batch` (static) or `concurrency` sequences per
+    replica kept decoding at the phase's mean context, each step emitting `accept` tokens per sequence."""
+    if not q.input_len:
+        raise QueryError("field 'input_len' is required for a decode-only measurement (context tokens, > 0)")
+    isl, osl = float(q.input_len), float(q.output_len or 0.0)
+    if q.scenario == "offline":
+        batch = float(max_concurrency(kv_tokens, isl, osl, dep.batch_limit, bool(dep.preset["reserve_full_sequence"])))
+    else:
+        total = q.batch if q.scenario == "static" else q.concurrency
+        if not total:
+            name = "batch" if q.scenario == "static" else "concurrency"
+            raise QueryError(f"field '{name}' is required for a decode-only measurement (sequences, >= 1)")
+        batch = total / replicas
+    if batch * (isl + osl) > kv_tokens or batch < 1:
+        raise QueryError(f"{batch:.0f} sequences of {isl + osl:.0f} tokens exceed the KV capacity of "
+                         f"{kv_tokens:.0f} tokens on {dep.devices} x {chip.id}")
+    table = build_ops(model, chip, dep, decode_step(dep, batch, isl, osl))
+    first = build_ops(model, chip, dep, StepShapes.prefill(1, isl))   # a prompt in an idle prefill pool
+
+    def evaluate(p: EffParams) -> dict[str, float]:
+        cost = time_ops(table, chip, p, q.engine)
+        ttft = float(time_ops(first, chip, p, q.engine).time[0]) * 1e3
+        stage = float(cost.stage_time[0])
+        out = batch * dep.accept
+        m = _throughput_metrics(q, out / stage * replicas, isl, max(osl, 1.0), float(cost.energy[0]) / dep.pp,
+                                stage, out, replicas)
+        tpot = float(cost.time[0]) / dep.accept * 1e3
+        m.update(tpot_ms_mean=tpot, tpot_ms_p50=tpot, tpot_ms_p99=tpot, itl_ms_mean=tpot, ttft_ms_mean=ttft,
+                 ttft_ms_p50=ttft, ttft_ms_p99=ttft,
+                 step_ms_mean=float(cost.time[0]) * 1e3, concurrency=batch * replicas)
+        return m
+    return Plan(q, chip, evaluate)
 
 
 # Requests simulated for a serving query whose source does not say how many it sent.
@@ -272,13 +382,14 @@ def _request_table(q: Query, inputs: np.ndarray, outputs: np.ndarray) -> Request
 
 
 _REQUESTS = re.compile(r"(\d[\d,]*) requests")
+_RELEASED = re.compile(r"(\d[\d,]*) (?:requests|prompts) (?:at request rate|released|at once)")
 
 
 def _finite_requests(q: Query) -> int | None:
     """A QPS=INF serving run releases a known number of requests (stated in the query's note)."""
     if q.metric is None or not q.metric.startswith(("ttft", "tpot", "itl")):
         return None
-    match = _REQUESTS.search(q.note or "")
+    match = _REQUESTS.search(q.note or "") or _RELEASED.search(q.note or "")
     if not match:
         raise QueryError("offline latency needs the number of requests released (a note 'N requests')")
     return int(match.group(1).replace(",", ""))
@@ -297,7 +408,8 @@ def _plan_offline_finite(q: Query, model: ModelSpec, chip: Chip, dep: Deployment
         tpot = (end[sched.last_token_step] - ttft) / max(osl - 1, 1)
         seconds = float(end[-1])
         out = per_replica * osl
-        m = _throughput_metrics(q, out / seconds * replicas, isl, osl, float(cost.energy.sum()), seconds, out)
+        m = _throughput_metrics(q, out / seconds * replicas, isl, osl, float(cost.energy.sum()), seconds, out,
+                                replicas)
         m.update(_latency_stats("ttft", ttft), **_latency_stats("tpot", tpot))
         m["itl_ms_mean"] = m["tpot_ms_mean"]
         return m

@@ -56,6 +56,8 @@ class Query(BaseModel):
     metric: str | None = None
     note: str | None = None
     dataset: str | None = None
+    mtp: int | None = Field(None, ge=0)         # speculative draft tokens per decode step (MTP / EAGLE)
+    accept: float | None = Field(None, ge=1.0)  # acceptance length: tokens emitted per decode step
 
     @field_validator("engine", mode="before")
     @classmethod

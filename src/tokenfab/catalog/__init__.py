@@ -99,6 +99,15 @@ def datasets() -> dict[str, dict[str, Any]]:
 
 
 @cache
+def spec_decode() -> list[dict[str, str]]:
+    """Published speculative-decoding acceptance lengths (one row per measurement, each with its source URL)."""
+    import csv
+
+    with open(DATA / "spec_decode.csv", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+@cache
 def engines() -> dict[str, dict[str, Any]]:
     """Serving-engine presets (memory fraction, batch and token limits) with their sources."""
     return _read_yaml("engines.yaml")["engines"]

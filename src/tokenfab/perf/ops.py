@@ -48,6 +48,9 @@ class OpTable:
     pp: int
     expert: np.ndarray         # (n,) True for routed-expert GEMMs
     gqa_group: float           # query heads per KV head (1 for MHA and MLA)
+    a2a_intra: np.ndarray | None = None  # (S,) bytes one device sends inside its scale-up domain per all-to-all
+    a2a_inter: np.ndarray | None = None  # (S,) bytes it sends across domains (scale-out NIC) per all-to-all
+    a2a_calls: float = 0.0     # all-to-alls per step (dispatch + combine per MoE layer)
 
 
 def _flop_pj(chip: Chip, precision: str) -> float:
@@ -57,6 +60,34 @@ def _flop_pj(chip: Chip, precision: str) -> float:
 def _expert_hits(experts: int, top_k: int, tokens: np.ndarray) -> np.ndarray:
     """Distinct experts hit by `tokens` tokens each choosing top_k of experts uniformly."""
     return experts * (1.0 - (1.0 - top_k / experts) ** tokens)
+
+
+def ep_imbalance(mean_rows: np.ndarray, ranks: int) -> np.ndarray:
+    """Busiest EP rank's routed rows over the mean: the expected maximum of `ranks` bins that receive
+    `mean_rows` rows each on average (uniform routing; Gaussian tail of the balls-in-bins maximum,
+    E[max] ~ m + sqrt(2 m ln n)). A step lasts as long as its busiest rank."""
+    if ranks <= 1:
+        return np.ones_like(mean_rows)
+    m = np.maximum(mean_rows, 1e-9)
+    return 1.0 + np.sqrt(2.0 * np.log(ranks) / m) * np.sqrt(1.0 - 1.0 / ranks)
+
+
+def a2a_bytes(model: ModelSpec, chip: Chip, dep: Deployment, tokens: np.ndarray,
+              act_bytes: float) -> tuple[np.ndarray, np.ndarray]:
+    """Bytes one device sends per MoE layer in dispatch + combine, inside and across its scale-up domain.
+
+    Each chip scatters 1/width of the stage's tokens. A token goes once to every distinct chip that holds
+    one of its top-k experts (P(chip hit) = 1 - (1 - 1/ep)^k); across domains it goes once per distinct
+    remote domain and is forwarded inside it (DeepEP's NVLink forwarding, node-limited routing). Dispatch
+    carries `act_bytes` per element (FP8 in DeepEP), combine 16-bit.
+    """
+    ep, k = dep.ep, model.top_k
+    group = max(min(chip.scaleup_domain, ep), 1)
+    domains = ep / group
+    per_chip = tokens / dep.width * model.hidden * (act_bytes + ACTIVATION_BYTES)
+    intra = per_chip * (group - 1) * (1.0 - (1.0 - 1.0 / ep) ** k)
+    inter = per_chip * (domains - 1) * (1.0 - (1.0 - 1.0 / domains) ** k) if domains > 1 else np.zeros_like(tokens)
+    return intra, inter
 
 
 def build_ops(model: ModelSpec, chip: Chip, dep: Deployment, steps: StepShapes) -> OpTable:
@@ -73,7 +104,12 @@ def build_ops(model: ModelSpec, chip: Chip, dep: Deployment, steps: StepShapes) 
     gemm_peak = chip.peak_flops[gemm_prec]
     attn_peak = chip.peak("bf16")
     attn_prec = chip.compute_precision("bf16")
-    tokens = steps.tokens
+    d = dep.mtp
+    dp = dep.attn_dp
+    # speculative decoding: every decode sequence runs its token and the d drafts through the model
+    tokens = steps.decode_seqs * (1 + d) + steps.prefill_tokens
+    emit = steps.logits * (1 + d) if d else steps.logits
+    tok_attn = tokens / dp           # rows one attention data-parallel group processes
     S = len(steps)
     layers_dev = model.layers / dep.pp
 
@@ -95,42 +131,57 @@ def build_ops(model: ModelSpec, chip: Chip, dep: Deployment, steps: StepShapes) 
 
     dense_layers = sum(g.count for g in model.layer_groups if not g.moe) / dep.pp
     moe_layers = sum(g.count for g in model.layer_groups if g.moe) / dep.pp
-    gemm("attn_proj", attn_w, tokens, layers_dev, qkv_cols + model.hidden)
+    gemm("attn_proj", attn_w, tok_attn, layers_dev, qkv_cols + model.hidden)
     if dense_layers:
-        gemm("mlp", model.dense_mlp_params / tp, tokens, dense_layers, model.intermediate / tp)
+        gemm("mlp", model.dense_mlp_params / tp, tok_attn, dense_layers, model.intermediate / tp)
     if moe_layers:
         hits = _expert_hits(model.experts, model.top_k, tokens)
         rows = tokens * model.top_k / np.maximum(hits, 1e-9)
-        weights_hit = hits * model.expert_params / tp
-        flops = 2.0 * tokens * model.top_k * model.expert_params / tp * moe_layers
-        byts = (weights_hit * wbytes + 2 * tokens * model.top_k * model.hidden * abytes) * moe_layers
+        # this chip holds 1/ep of the experts, split moe_tp ways; the busiest chip sets the pace
+        routed = tokens * model.top_k / dep.ep
+        busiest = routed * ep_imbalance(routed, dep.ep)
+        weights_hit = hits / dep.ep * model.expert_params / dep.moe_tp
+        flops = 2.0 * busiest * model.expert_params / dep.moe_tp * moe_layers
+        byts = (weights_hit * wbytes + 2 * busiest * model.hidden * abytes) * moe_layers
         cols.append(("experts", GEMM, lowp, gemm_peak, flops, byts, rows))
         shared = (model.shared_expert_params + model.router_params) / tp
-        gemm("shared_experts", shared, tokens, moe_layers, model.expert_intermediate / tp + model.experts)
+        gemm("shared_experts", shared, tok_attn, moe_layers, model.expert_intermediate / tp + model.experts)
 
     # attention: decode reads every cached token's KV once; prefill is compute-bound flash attention
     for g in model.layer_groups:
         n_layers = g.count / dep.pp
-        ctx = steps.decode_ctx
-        pairs = steps.prefill_pairs
+        ctx = steps.decode_ctx / dp
+        pairs = steps.prefill_pairs / dp
+        ptok = steps.prefill_tokens / dp
         if g.window:
-            ctx = np.minimum(ctx, steps.decode_seqs * g.window)
-            pairs = np.minimum(pairs, steps.prefill_tokens * g.window)
+            ctx = np.minimum(ctx, steps.decode_seqs / dp * g.window)
+            pairs = np.minimum(pairs, ptok * g.window)
+        # each of a sequence's 1 + d query tokens attends to its context; the KV is read once
         cols.append((f"attn_decode{'_swa' if g.window else ''}", ATTN_DECODE, False, attn_peak,
-                     pair_flops * ctx * n_layers, kv_tok_bytes * ctx * n_layers, zeros))
-        prefill_kv = pairs / np.maximum(steps.prefill_tokens, 1.0)  # mean span ~ KV tokens streamed per tile
-        pbytes = (steps.prefill_tokens * (qkv_cols + model.heads * model.v_head_dim / tp) * abytes
+                     pair_flops * ctx * (1 + d) * n_layers, kv_tok_bytes * ctx * n_layers, zeros))
+        prefill_kv = pairs / np.maximum(ptok, 1e-9)  # mean span ~ KV tokens streamed per tile
+        pbytes = (ptok * (qkv_cols + model.heads * model.v_head_dim / tp) * abytes
                   + prefill_kv * kv_tok_bytes) * n_layers
         cols.append((f"attn_prefill{'_swa' if g.window else ''}", ATTN_PREFILL, False, attn_peak,
                      pair_flops * pairs * n_layers, pbytes, zeros))
 
-    elem_bytes = ELEMENTWISE_PASSES * tokens * model.hidden * abytes * layers_dev
+    elem_bytes = ELEMENTWISE_PASSES * tok_attn * model.hidden * abytes * layers_dev
     cols.append(("elementwise", ELEMENTWISE, False, attn_peak, zeros, elem_bytes, zeros))
     lm_w = model.vocab * model.hidden / tp
-    flops = 2.0 * steps.logits * lm_w / dep.pp
-    byts = (lm_w * 2.0 + steps.logits * (model.hidden + model.vocab / tp) * abytes) / dep.pp
-    cols.append(("lm_head", GEMM, False, attn_peak, flops, byts, steps.logits))
+    lm_rows = emit / dp
+    flops = 2.0 * lm_rows * lm_w / dep.pp
+    byts = (lm_w * 2.0 + lm_rows * (model.hidden + model.vocab / tp) * abytes) / dep.pp
+    cols.append(("lm_head", GEMM, False, attn_peak, flops, byts, lm_rows))
+    if d:
+        # the MTP module drafts d tokens one after another: each pass is one decoder layer and the LM head
+        draft_rows = steps.logits / dp
+        draft_w = model.mtp_params / dep.width + lm_w
+        flops = 2.0 * draft_rows * draft_w * d / dep.pp
+        byts = (draft_w * wbytes + draft_rows * 2 * model.hidden * abytes) * d / dep.pp
+        cols.append(("mtp_draft", GEMM, lowp, gemm_peak, flops, byts, draft_rows))
 
+    a2a = (a2a_bytes(model, chip, dep, tokens, min(PRECISION_BYTES[dep.act_precision], abytes)) if dep.all_to_all
+           else (zeros, zeros))
     names = tuple(c[0] for c in cols)
     return OpTable(
         flops=np.stack([c[4] for c in cols], axis=1),
@@ -142,11 +193,15 @@ def build_ops(model: ModelSpec, chip: Chip, dep: Deployment, steps: StepShapes) 
         pj_per_flop=np.array([_flop_pj(chip, gemm_prec if c[1] == GEMM and c[0] != "lm_head" else attn_prec)
                               for c in cols]),
         names=names,
-        comm_bytes=tokens * model.hidden * abytes,
-        comm_calls=(2.0 * layers_dev) if tp > 1 else 0.0,
+        comm_bytes=tok_attn * model.hidden * abytes,
+        # all-reduce after attention and after each MLP; an all-to-all MoE layer replaces the second
+        comm_calls=((layers_dev + (dense_layers if dep.all_to_all else layers_dev)) if tp > 1 else 0.0),
         comm_group=tp,
         layers_per_device=layers_dev,
         pp=dep.pp,
         expert=np.array([c[0] == "experts" for c in cols]),
         gqa_group=1.0 if model.is_mla else model.heads / model.kv_heads,
+        a2a_intra=a2a[0],
+        a2a_inter=a2a[1],
+        a2a_calls=2.0 * moe_layers if dep.all_to_all else 0.0,
     )

@@ -38,6 +38,7 @@ class EffParams:
     legacy_gqa_reread: float = 0.3  # those engines' decode attention re-reads KV per query head of a GQA group
     legacy_layer_ratio: float = 1.0  # those engines' per-layer fixed cost vs today's (unfused kernels, no CUDA graphs)
     vllm_scale: float = 1.0       # time multiplier for vLLM/TGI relative to TensorRT-LLM
+    sglang_scale: float = 1.0     # time multiplier for SGLang vs TensorRT-LLM (prior: same kernels, CUDA graphs)
     time_scale: float = 1.0       # on every step's time; never fitted: latency bands set it to the held-out error
     comm_alpha: dict[str, float] = field(default_factory=lambda: {
         "nvswitch": 1.2e-5, "nvlink-bridge": 1.2e-5, "infinity-fabric": 1.5e-5, "ici": 1.0e-5,
@@ -54,6 +55,7 @@ class EffParams:
 FAMILY_PARAMS = ("gemm_eff", "engine_gemm_ratio", "lowp_ratio", "mem_eff", "kv_mem_eff", "attn_eff", "t_step",
                  "t_layer")
 GLOBAL_PARAMS = ("gemm_m_half", "roof_q", "mem_latency", "t_kernel", "legacy_scale", "legacy_gqa_reread", "vllm_scale",
+                 "sglang_scale",
                  "moe_eff", "elem_scale", "legacy_layer_ratio")
 SCALAR_PARAMS = tuple(f.name for f in fields(EffParams) if f.name not in ("comm_alpha", "comm_eff", "time_scale"))
 assert set(FAMILY_PARAMS) | set(GLOBAL_PARAMS) == set(SCALAR_PARAMS)

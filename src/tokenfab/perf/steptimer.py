@@ -43,12 +43,12 @@ class StepTimer:
 
     def __init__(self, model: ModelSpec, chip: Chip, dep: Deployment, params: EffParams, max_tokens: int) -> None:
         self._model, self._chip, self._dep, self._params = model, chip, dep, params
+        self._per_seq = 1 + dep.mtp    # tokens a decode sequence puts through the model (its drafts included)
         self.roof_q = params.roof_q
         self.base = float(self._time(StepShapes.build())[0])
         self._tokens: list[float] = []
         self._logits: list[float] = []
-        self._decode_fixed: list[float] = []   # base + tokens + logits time of a pure decode batch
-        self._extend(max(int(max_tokens), 1))
+        self._extend(max(int(max_tokens) * self._per_seq, 1))
         # attention coefficients per layer group, read off the operator table at unit shapes
         factor = engine_scale(dep.engine, params) * dep.pp
         probe = StepShapes.build(decode_seqs=[1e9, 0.0, 0.0], decode_ctx=[1.0, 0.0, 0.0],
@@ -72,16 +72,22 @@ class StepTimer:
                         self._dep.engine).time
 
     def _extend(self, n: int) -> None:
-        """Tabulate the token- and logit-dependent time for 0..n (exact at every integer)."""
+        """Tabulate the token- and logit-dependent time for 0..n (exact at every integer).
+
+        Tokens are the rows through the model's layers (a decode sequence counts 1 + its drafts); logits
+        are the sequences that emit, whose LM-head rows and draft passes follow from them."""
         start = len(self._tokens)
         if n < start:
             return
         counts = np.arange(start, n + 1, dtype=float)
-        tokens = self._time(StepShapes.build(decode_seqs=counts, logits=0.0)) - self.base
+        tokens = self._time(StepShapes.build(decode_seqs=counts / self._per_seq, logits=0.0)) - self.base
         logits = self._time(StepShapes.build(logits=counts)) - self.base
         self._tokens += tokens.tolist()
         self._logits += logits.tolist()
-        self._decode_fixed += (self.base + tokens + logits).tolist()
+
+    def _ensure(self, n: int) -> None:
+        if n >= len(self._tokens) or n >= len(self._logits):
+            self._extend(max(n, 2 * len(self._tokens)))
 
     def tokens_time(self, tokens: int) -> float:
         if tokens >= len(self._tokens):
@@ -95,11 +101,9 @@ class StepTimer:
 
     def decode_fixed(self, seqs: int) -> float:
         """The part of a pure decode step of `seqs` sequences that does not depend on their context."""
-        try:
-            return self._decode_fixed[seqs]
-        except IndexError:
-            self._extend(max(seqs, 2 * len(self._tokens)))
-            return self._decode_fixed[seqs]
+        rows = seqs * self._per_seq
+        self._ensure(rows)
+        return self.base + self._tokens[rows] + self._logits[seqs]
 
     def decode_attn_time(self, seqs: float, ctx: float) -> float:
         """Decode attention of `seqs` sequences attending to `ctx` tokens in all (windows cap each sequence)."""
@@ -121,7 +125,7 @@ class StepTimer:
         """Time of one step (the same number `step_cost` gives for this shape)."""
         emit = decode_seqs if logits is None else logits
         # tokens_time(tokens) + logits_time(emit) and, without windows, decode_attn_time, in line (once a step)
-        tokens = decode_seqs + prefill_tokens
+        tokens = decode_seqs * self._per_seq + prefill_tokens
         if tokens >= len(self._tokens):
             self._extend(max(tokens, 2 * len(self._tokens)))
         token_time = self._tokens[tokens]

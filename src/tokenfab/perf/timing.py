@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tokenfab.deployment import engine_family
-from tokenfab.hardware import Chip, System
+from tokenfab.hardware import DEFAULT_NIC_BW, Chip, System
 from tokenfab.perf.collectives import allreduce_time
 from tokenfab.perf.energy import device_energy
 from tokenfab.perf.ops import ATTN_DECODE, ATTN_PREFILL, ELEMENTWISE, GEMM, OpTable
@@ -41,6 +41,8 @@ def engine_scale(engine: str, params: EffParams) -> float:
         return params.legacy_scale * params.time_scale
     if family in ("vllm", "tgi"):
         return params.vllm_scale * params.time_scale
+    if family == "sglang":
+        return params.sglang_scale * params.time_scale
     return params.time_scale
 
 
@@ -70,6 +72,19 @@ def comm_time(table: OpTable, chip: Chip, params: EffParams) -> np.ndarray:
     return table.comm_calls * allreduce_time(table.comm_bytes, table.comm_group, fabric, bw, params, in_switch)
 
 
+def a2a_time(table: OpTable, chip: Chip, params: EffParams) -> np.ndarray:
+    """Time of the step's MoE dispatch and combine all-to-alls: the scale-up links and the scale-out NIC
+    carry their shares at once, so the slower of the two sets each call's time."""
+    if not table.a2a_calls or table.a2a_intra is None:
+        return np.zeros(table.flops.shape[0])
+    up_kind, up_bw, _ = System(chip, chip.scaleup_domain).fabric_for(max(chip.scaleup_domain, 1))
+    out_bw = chip.scaleout_bw or DEFAULT_NIC_BW
+    intra = table.a2a_intra / (up_bw * params.comm_eff[up_kind])
+    inter = table.a2a_inter / (out_bw * params.comm_eff["roce"])
+    alpha = params.comm_alpha[up_kind] if not table.a2a_inter.any() else params.comm_alpha["roce"]
+    return table.a2a_calls * (alpha + np.maximum(intra, inter))
+
+
 def time_ops(table: OpTable, chip: Chip, params: EffParams, engine: str = "trtllm") -> StepCost:
     """Time of each step: soft roofline per operator + collectives + fixed overheads."""
     tc, tm = op_times(table, chip, params, engine)
@@ -77,7 +92,10 @@ def time_ops(table: OpTable, chip: Chip, params: EffParams, engine: str = "trtll
     compute_bound = tc >= tm
     compute = np.where(compute_bound, t_ops, 0.0).sum(axis=1)
     memory = np.where(compute_bound, 0.0, t_ops).sum(axis=1)
-    comm = comm_time(table, chip, params)
+    # micro-batch overlap (DeepSeek's dual micro-batch, SGLang's two-batch overlap, DeepEP hooks) hides the
+    # all-to-all behind the other micro-batch's compute; only what exceeds that compute shows
+    a2a = np.maximum(a2a_time(table, chip, params) - (compute + memory), 0.0)
+    comm = comm_time(table, chip, params) + a2a
     layer = params.t_layer * (params.legacy_layer_ratio if engine_family(engine) == "trtllm-legacy" else 1.0)
     overhead = np.full_like(compute, params.t_step + layer * table.layers_per_device)
     scale = engine_scale(engine, params)

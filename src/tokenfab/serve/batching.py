@@ -30,14 +30,14 @@ def max_concurrency(kv_tokens: float, isl: float, osl: float, batch_limit: int, 
     return int(min(batch_limit, kv_tokens // max(per_seq, 1.0)))
 
 
-def steady_state(isl: float, osl: float, concurrency: int, token_budget: int) -> SteadyState:
+def steady_state(isl: float, osl: float, concurrency: int, token_budget: int, accept: float = 1.0) -> SteadyState:
     """Fluid steady state of chunked-prefill in-flight batching with `concurrency` slots.
 
-    Each request spends max(1, ISL/budget) steps in prefill and OSL-1 steps decoding. Requests retire
-    at rate r per step, limited by slots (r * steps per request <= concurrency) and by the token
-    budget (r * (ISL + OSL - 1) <= budget).
+    Each request spends max(1, ISL/budget) steps in prefill and (OSL-1)/accept steps decoding (a step
+    emits `accept` tokens under speculative decoding). Requests retire at rate r per step, limited by
+    slots (r * steps per request <= concurrency) and by the token budget (r * (ISL + decode steps) <= budget).
     """
-    decode_steps = max(osl - 1.0, 0.0)
+    decode_steps = max(osl - 1.0, 0.0) / accept
     prefill_steps = max(1.0, isl / token_budget)
     r = min(concurrency / (decode_steps + prefill_steps), token_budget / (isl + decode_steps))
     decoding = r * decode_steps

@@ -1,0 +1,82 @@
+"""What a measured query says about its deployment outside the structured fields.
+
+Published rows describe the serving setup in their engine tag and note: a prefill/decode-disaggregated
+layout (`dynamo-sglang-0.5.8-pd-1xTP4+2xTP4`), a phase-isolated test ("decode-only test", "prefill-only"),
+speculative decoding ("MTP ... steps=2", "num_nextn_predict_layers 3", "acceptance length 2.18"). Reading
+them here keeps `predict` answering the configuration that was measured rather than a default one.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_PD = re.compile(r"pd-(\d+)x(?:d?ep|tp|dep)?(\d+)\+(\d+)x(?:d?ep|tp|dep)?(\d+)", re.IGNORECASE)
+_PD_NOTE = re.compile(r"(\d+) prefill \+ (\d+) decode (?:instances|nodes)", re.IGNORECASE)
+_PREFILL_ONLY = re.compile(r"prefill[- ]only|prefill throughput|prefill instance =|during prefilling|"
+                           r"prefill of [\d,]+-token prompts", re.IGNORECASE)
+_DECODE_ONLY = re.compile(r"decode[- ]only|decode instance:|decoding nodes|decode nodes only|(?:^|;\s*)decode of|"
+                          r"during decoding|decode throughput", re.IGNORECASE)
+_NO_MTP = re.compile(r"no MTP|MTP off|without MTP", re.IGNORECASE)
+_MTP_PATTERNS = (
+    (re.compile(r"(?:MTP|NEXTN)[^;]*?steps=(\d+)", re.IGNORECASE), 0),
+    (re.compile(r"num_nextn_predict_layers\s*(\d+)", re.IGNORECASE), 0),
+    (re.compile(r"MTP on: (\d+)-token window", re.IGNORECASE), -1),   # SGLang's draft window counts the root
+    (re.compile(r"\bMTP ?(\d)\b"), 0),
+)
+_ATTN_DP = re.compile(r"attention DP ?(\d+)", re.IGNORECASE)
+_ACCEPT = re.compile(r"accept(?:ance)? length (?:of )?(\d+(?:\.\d+)?)", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class PDLayout:
+    """Prefill and decode pools: replicas and chips per replica of each."""
+
+    prefill_replicas: int
+    prefill_width: int
+    decode_replicas: int
+    decode_width: int
+
+
+@dataclass(frozen=True)
+class Hints:
+    phase: str | None = None        # "prefill" or "decode" when only that phase was measured
+    mtp: int | None = None          # draft tokens per step (None = not stated)
+    accept: float | None = None     # published acceptance length
+    pd: PDLayout | None = None
+    attn_dp: int | None = None      # attention data-parallel size stated in the note ("attention DP8")
+
+
+def pd_layout(engine: str) -> PDLayout | None:
+    """The P/D layout an engine tag names (`...-pd-1xTP4+2xTP4`), else None."""
+    m = _PD.search(engine or "")
+    if not m:
+        return None
+    p, pw, d, dw = (int(x) for x in m.groups())
+    return PDLayout(p, pw, d, dw)
+
+
+def read_hints(engine: str, note: str | None) -> Hints:
+    text = f"{engine or ''}; {note or ''}"
+    first = (note or "").split(";")[0] + "; " + (engine or "")
+    phase = None
+    if _PREFILL_ONLY.search(text):
+        phase = "prefill"
+    elif _DECODE_ONLY.search(text):
+        phase = "decode"
+    mtp = None
+    if _NO_MTP.search(first):
+        mtp = 0
+    else:
+        for pattern, offset in _MTP_PATTERNS:
+            m = pattern.search(text)
+            if m:
+                mtp = max(int(m.group(1)) + offset, 0)
+                break
+    acc = _ACCEPT.search(text)
+    pd = pd_layout(engine)
+    pools = _PD_NOTE.search(note or "")
+    if pd is None and pools and phase is None:   # "2 prefill + 3 decode instances": widths as the query's replica
+        pd = PDLayout(int(pools.group(1)), 0, int(pools.group(2)), 0)
+    dp = _ATTN_DP.search(text)
+    return Hints(phase, mtp, float(acc.group(1)) if acc else None, pd, int(dp.group(1)) if dp else None)
