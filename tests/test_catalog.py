@@ -95,3 +95,61 @@ def test_mlperf_deepseek_r1_preset():
     assert ds["output_low"] <= ds["output_mean"] <= ds["output_high"]
     assert ds["output_low"] <= 3828 <= ds["output_high"]   # the HPE H200 v5.1 run (MLPERF_INF_V5.1_MOE-014)
     assert ds["output_mean"] > 4 * ds["input_mean"]       # reasoning: outputs dominate
+
+
+# ---- power and price bases of the rivals, next-generation entries, the constants behind them ----------
+
+RIVAL_IDS = ("tpu-v5e", "tpu-v5p", "tpu-v6e", "tpu-v7", "trainium2", "trainium3", "inferentia2", "mtia-v2", "maia-100")
+NEXT_GEN = ("vr200", "mi455x")
+
+
+@pytest.mark.parametrize("hw_id", RIVAL_IDS + NEXT_GEN)
+def test_rivals_have_a_sourced_ranged_tdp(hw_id):
+    rec = catalog.accelerator(hw_id)
+    span = rec["tdp_range_w"]
+    assert 0 < span["low"] <= rec["tdp_w"] <= span["high"], hw_id
+    assert span["basis"] and rec["sources"]["tdp"].startswith("http")
+
+
+@pytest.mark.parametrize("hw_id", RIVAL_IDS + NEXT_GEN)
+def test_rivals_have_a_price_basis(hw_id):
+    rec = catalog.accelerator(hw_id)
+    price, cloud = rec["price_usd"], rec["cloud_usd_hr"]
+    if price.get("value") is not None:                          # bought: a ranged price
+        assert price["low"] <= price["value"] <= price["high"] and price["kind"]
+    elif price.get("basis") == "internal-cost":                 # built in-house: a shipped reference design
+        assert price["design"] in {p.stem for p in catalog.design_dir().iterdir()}
+    else:                                                       # rented only: a rate and, where published, commitments
+        assert cloud["low"] <= cloud["typical"] <= cloud["high"]
+        if cloud.get("committed_3yr"):
+            assert cloud["committed_3yr"] <= cloud["committed_1yr"] <= cloud["typical"]
+        assert rec["sources"].get("cloud", "").startswith("http")
+
+
+@pytest.mark.parametrize("hw_id", NEXT_GEN)
+def test_next_generation_entries_have_ranges_and_a_date(hw_id):
+    import re
+    rec = catalog.accelerator(hw_id)
+    assert re.fullmatch(r"20\d\d-(0[1-9]|1[0-2])", rec["availability"])
+    assert rec["launch_year"] >= 2026 and "includes" in rec["price_usd"]
+    for precision, (lo, hi) in rec["dense_tflops_range"].items():
+        assert lo <= rec["dense_tflops"][precision] <= hi
+    chip = load_chip(hw_id)
+    assert chip.family != "other" and chip.energy is not None and chip.scaleup_domain == 72
+
+
+@pytest.mark.parametrize("name", ["cloud_margin", "cloud_commit_discount_3yr", "hbm_price_usd_per_gb"])
+def test_new_price_constants_have_sources_and_ranges(name):
+    from tokenfab.constants import get, keys
+    rec = catalog.constants()[name]
+    assert rec["source"].startswith("http") and rec["note"]
+    for key in keys(name) or (None,):
+        u = get(name, key) if key else get(name)
+        assert u.low < u.value < u.high, (name, key)
+
+
+def test_hbm_price_follows_the_2025_supply_prices():
+    from tokenfab.constants import get
+    assert get("hbm_price_usd_per_gb", "HBM3E").value == pytest.approx(370 / 36, rel=0.01)   # $/stack / GB
+    assert get("hbm_price_usd_per_gb", "HBM4").value == pytest.approx(560 / 36, rel=0.01)
+    assert catalog.constants()["hbm_price_per_gb_usd"]["value"]["HBM3E"] == get("hbm_price_usd_per_gb", "HBM3E").value

@@ -135,3 +135,31 @@ def test_design_bad_input_is_one_line(tmp_path):
     bad.write_text("node: n5\nclock_ghz: 1\ncores: 4\nmatrix: {rows: 8, cols: 8, precisions: {bf17: 1}}\n")
     assert "matrix.precisions" in _one_line_error(["predict", "--scenario", "memcopy", "--hardware", str(bad)])
     assert "preset" in _one_line_error(["tco", "--hardware", "h100-sxm", "--workload", "nosuch"])
+
+
+def test_predict_moe_bad_input_names_the_field():
+    base = ["predict", "--scenario", "static", "--hardware", "h200", "--model", "deepseek-r1", "--devices", "8",
+            "--precision", "fp8", "--input-len", "1000", "--output-len", "100", "--batch", "8"]
+    cases = [(["--tp", "8", "--ep", "3"], "ep"), (["--tp", "8", "--mtp", "9"], "mtp"),
+             (["--tp", "8", "--mtp", "1", "--accept", "3"], "accept")]
+    for extra, field in cases:
+        r = runner.invoke(app, base + extra)
+        assert r.exit_code == 2 and field in r.stderr and len(r.stderr.strip().splitlines()) == 1, (extra, r.stderr)
+    r = runner.invoke(app, ["predict", "--scenario", "static", "--hardware", "h200", "--model", "llama-3.1-8b",
+                            "--input-len", "100", "--output-len", "10", "--mtp", "1"])
+    assert r.exit_code == 2 and "mtp" in r.stderr
+    r = runner.invoke(app, ["predict", "--scenario", "static", "--hardware", "a100-sxm", "--model", "llama-3.1-8b",
+                            "--precision", "fp8", "--input-len", "100", "--output-len", "10"])
+    assert r.exit_code == 2 and "precision" in r.stderr
+
+
+def test_predict_ep_and_mtp_move_the_answer():
+    def tps(*extra):
+        r = runner.invoke(app, ["predict", "--scenario", "static", "--hardware", "h200", "--model", "deepseek-r1",
+                                "--devices", "8", "--precision", "fp8", "--input-len", "1000", "--output-len", "200",
+                                "--batch", "256", *extra])
+        assert r.exit_code == 0, r.stderr
+        return json.loads(r.stdout)["predicted"]["output_tokens_per_s"]
+    tp8 = tps("--tp", "8")
+    assert tps("--tp", "1", "--ep", "8") != tp8
+    assert tps("--tp", "8", "--mtp", "2") > tp8

@@ -9,7 +9,11 @@ from tokenfab.units import GiB
 def test_engine_family_mapping():
     assert engine_family("mlperf-v4.1-trtllm") == "trtllm"
     assert engine_family("trtllm-0.6.1") == "trtllm-legacy"
-    assert engine_family("mlperf-v5.1-vllm-0.9.0.2-rocm") == "vllm"
+    assert engine_family("mlperf-v5.1-vllm-0.9.0.2-rocm") == "vllm-v1"
+    assert engine_family("mlperf-v4.1-vllm-0.4.3-rocm") == "vllm"
+    assert engine_family("moreh-vllm-0.11.0rc2") == "vllm-v1"
+    assert engine_family("vllm (recipe; version not stated)") == "vllm-v1"
+    assert engine_family("dynamo-sglang-0.5.8-pd-1xTP4+2xTP4") == "sglang"
     assert engine_family(None) == "trtllm"
 
 

@@ -4,7 +4,22 @@ import numpy as np
 import pytest
 
 from tokenfab.constants import Draws
-from tokenfab.economics import annuity, break_even, hourly_cost, serving, token_cost
+from tokenfab.economics import (
+    DEFAULT_UTILISATION,
+    SYSTEM_PARTS,
+    EconomicsError,
+    accelerator_price,
+    annuity,
+    break_even,
+    chip_tdp,
+    hourly_cost,
+    implied_purchase_price,
+    price_basis,
+    price_range,
+    rental_rate,
+    serving,
+    token_cost,
+)
 from tokenfab.silicon import resolve_chip
 
 
@@ -50,3 +65,161 @@ def test_break_even_volume_falls_as_gpus_get_dearer(h100, custom):
 def test_break_even_time_falls_with_demand(h100, custom):
     years = [float(break_even(h100, custom, demand, Draws()).years) for demand in (1e11, 1e12, 1e13)]
     assert years[0] > years[1] > years[2] > 0
+
+
+# ---- price bases: rivals priced, rack prices not charged twice, monotone in every price -----------------
+
+RIVALS = ("tpu-v6e", "tpu-v7", "trainium2", "trainium3", "mtia-v2", "maia-100", "vr200", "mi455x")
+
+
+class _Pinned(Draws):
+    """Nominal constants, with some held at given values."""
+
+    def __init__(self, **pins: float) -> None:
+        super().__init__()
+        self.pins = pins
+
+    def __call__(self, name, *path):
+        key = ".".join((name, *path))
+        return self.pins[key] if key in self.pins else super().__call__(name, *path)
+
+
+@pytest.mark.parametrize("hw_id", RIVALS)
+def test_rivals_get_a_finite_tco_band(hw_id):
+    tc = token_cost(serving(resolve_chip(hw_id), "llama-3.1-8b", 1024, 256), Draws(n=500, seed=3))
+    p10, p50, p90 = np.percentile(tc.usd_per_mtok_out, [10, 50, 90])
+    assert np.all(np.isfinite(tc.usd_per_mtok_out)) and 0 < p10 <= p50 <= p90
+    assert p10 < p90  # uncertain inputs give a band, not a point
+    assert tc.basis is not None
+
+
+def test_price_bases_of_the_catalog():
+    kinds = {h: price_basis(resolve_chip(h)).kind for h in ("h100-sxm", "tpu-v6e", "trainium2", "mtia-v2", "tpu-v7")}
+    assert kinds == {"h100-sxm": "purchase", "tpu-v6e": "cloud-implied", "trainium2": "cloud-implied",
+                     "mtia-v2": "internal-cost", "tpu-v7": "purchase"}
+    assert price_basis(resolve_chip("inference-hbm")).kind == "design"
+    assert price_basis(resolve_chip("h100-sxm")).includes == frozenset()
+    assert price_basis(resolve_chip("tpu-v6e")).includes == frozenset(SYSTEM_PARTS)
+
+
+@pytest.mark.parametrize("hw_id", ["gb200", "gb300", "vr200", "mi455x"])
+def test_rack_priced_gpus_are_not_charged_a_server_again(hw_id):
+    chip = resolve_chip(hw_id)
+    assert "server" in price_basis(chip).includes     # gb300: its record only says "rack price / 72"
+    d = Draws()
+    plain = hourly_cost(40_000, chip.tdp_w, 500, d)
+    rack = hourly_cost(40_000, chip.tdp_w, 500, d, included=price_basis(chip).includes)
+    per_year = float(annuity(d("cost_of_capital"), d("depreciation_years")))
+    server_hr = float(d("server_cost_usd_per_slot")) * per_year / 8760
+    assert float(plain.server_network - rack.server_network) == pytest.approx(server_hr)
+    assert float(rack.server_network) > 0            # the scale-out network is outside the rack: still charged
+    assert float(rack.total) < float(plain.total)
+
+
+def test_unknown_included_part_is_refused():
+    with pytest.raises(EconomicsError, match="allowed server, network"):
+        hourly_cost(1.0, 700, 400, Draws(), included=("rack",))
+
+
+def test_a_higher_price_or_power_never_lowers_the_hourly_cost():
+    d = Draws()
+    prices = np.linspace(0.0, 150_000.0, 31)
+    for included in ((), ("server",), SYSTEM_PARTS):
+        total = hourly_cost(prices, 1000, 600, d, included=included).total
+        assert np.all(np.diff(total) > 0)
+        tdps = np.linspace(100.0, 2500.0, 25)
+        assert np.all(np.diff(hourly_cost(30_000, tdps, 600, d, included=included).total) >= 0)
+        busy = np.linspace(50.0, 1000.0, 20)
+        assert np.all(np.diff(hourly_cost(30_000, 1000, busy, d, included=included).total) > 0)
+
+
+def test_implied_price_reproduces_the_clouds_cost_and_is_monotone():
+    chip = resolve_chip("tpu-v6e")
+    d = Draws()
+    rate = float(rental_rate(chip, d))
+    assert rate == pytest.approx(1.22)                 # the 3-year committed rate
+    price = float(implied_purchase_price(chip, d))
+    tdp = chip_tdp(chip, d)
+    cost = hourly_cost(price, tdp, tdp, d, DEFAULT_UTILISATION, SYSTEM_PARTS).total
+    assert float(cost) == pytest.approx(rate * (1 - float(d("cloud_margin"))))
+    rates = np.linspace(0.2, 6.0, 30)
+    implied = implied_purchase_price(chip, d, rates)
+    assert np.all(np.diff(implied) >= 0) and implied[-1] > implied[0] and np.all(implied >= 0)
+    margins = [float(implied_purchase_price(chip, _Pinned(cloud_margin=m))) for m in (0.1, 0.25, 0.4)]
+    assert margins[0] > margins[1] > margins[2] > 0
+
+
+def test_a_higher_rental_rate_never_lowers_the_tco_of_a_rented_chip():
+    chip = resolve_chip("trainium2")
+    d = Draws()
+    tdp = chip_tdp(chip, d)
+    rates = np.linspace(0.5, 8.0, 16)
+    total = hourly_cost(implied_purchase_price(chip, d, rates), tdp, 0.6 * tdp, d, 0.5, SYSTEM_PARTS).total
+    assert np.all(np.diff(total) >= 0) and total[-1] > total[0]
+
+
+def test_commitment_discount_and_margin_move_the_price_the_right_way():
+    chip = resolve_chip("trainium2")                  # no published committed rate: on-demand less the discount
+    deep, shallow = (float(implied_purchase_price(chip, _Pinned(cloud_commit_discount_3yr=x))) for x in (0.55, 0.2))
+    assert shallow > deep > 0
+
+
+def test_internal_chips_are_priced_like_their_reference_design():
+    from tokenfab.silicon import resolve_design
+    from tokenfab.silicon.build import analyse
+    chip = resolve_chip("mtia-v2")
+    ref = analyse(resolve_design("ref-mtia-v2"), Draws(), 100_000, check=False).unit_cost_with_nre
+    assert float(accelerator_price(chip, Draws())) == pytest.approx(float(ref))
+    volumes = [float(accelerator_price(chip, Draws(), v)) for v in (1e4, 1e5, 1e6)]
+    assert volumes[0] > volumes[1] > volumes[2]
+
+
+def test_price_range_brackets_the_nominal_price():
+    for hw_id in ("tpu-v5e", "inferentia2", "maia-100", "h100-sxm", "vr200"):
+        r = price_range(resolve_chip(hw_id))
+        assert 0 < r.low <= r.value <= r.high
+
+
+def test_a_dearer_hbm_never_makes_a_design_cheaper():
+    from tokenfab.silicon import resolve_design
+    from tokenfab.silicon.build import analyse
+    design = resolve_design("inference-hbm")
+    costs = [float(analyse(design, _Pinned(**{"hbm_price_usd_per_gb.HBM3E": p})).unit.total) for p in (8.3, 10.3, 15.1)]
+    assert costs[0] < costs[1] < costs[2]
+    # 8 x 36 GiB of HBM3E at the 2025 supply price ($10.3/GB), not the retired $15/GB
+    assert float(analyse(design, Draws()).unit.memory) == pytest.approx(8 * 36 * 2**30 / 1e9 * 10.3, rel=0.02)
+
+
+def test_tdp_range_is_drawn_for_estimated_power():
+    chip = resolve_chip("tpu-v7")
+    draws = np.asarray(chip_tdp(chip, Draws(n=2000, seed=1)))
+    assert draws.min() >= 700 and draws.max() <= 1085 and draws.std() > 0
+    assert chip_tdp(resolve_chip("h100-sxm"), Draws(n=10)) == 700  # a published TDP is taken as given
+
+
+@pytest.mark.parametrize("hw_id", RIVALS)
+def test_tco_json_gives_a_finite_band_for_every_rival(hw_id):
+    import json
+
+    from typer.testing import CliRunner
+
+    from tokenfab.cli import app
+    r = CliRunner().invoke(app, ["tco", "--hardware", hw_id, "--model", "llama-3.1-8b", "--input-len", "1024",
+                                 "--output-len", "256", "--samples", "500", "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    band_ = out["usd_per_mtok_out"]
+    assert all(np.isfinite(v) for v in band_.values()) and 0 < band_["p10"] <= band_["p50"] <= band_["p90"]
+    assert out["hardware"] == hw_id and out["price_basis"]["kind"] in ("purchase", "cloud-implied", "internal-cost")
+
+
+def test_a_higher_catalog_price_never_lowers_usd_per_mtok(h100):
+    from dataclasses import replace
+
+    from tokenfab.hardware import Range
+    costs = []
+    for price in (15_000.0, 27_500.0, 40_000.0, 80_000.0):
+        chip = replace(h100.chip, price_usd=Range(price, price, price))
+        srv = replace(h100, option=replace(h100.option, chip=chip))
+        costs.append(float(token_cost(srv, Draws()).usd_per_mtok_out))
+    assert costs == sorted(costs) and costs[0] < costs[-1]

@@ -162,6 +162,9 @@ def predict(
     concurrency: Annotated[int | None, typer.Option(help="concurrency: requests kept in flight")] = None,
     max_batch: Annotated[int | None, typer.Option()] = None,
     metric: Annotated[str | None, typer.Option()] = None,
+    mtp: Annotated[int | None, typer.Option(help="speculative draft tokens per decode step (MTP models)")] = None,
+    accept: Annotated[float | None, typer.Option(help="tokens emitted per decode step (default: published "
+                                                 "acceptance for the model and depth)")] = None,
     calibration: CalibrationOpt = None,
 ) -> None:
     """Predict metrics for one query (flags) or many (--queries); prints JSON lines."""
@@ -182,7 +185,8 @@ def predict(
     given = {k: v for k, v in dict(scenario=scenario, hardware=hardware, model=model, devices=devices, tp=tp,
                                    pp=pp, ep=ep, precision=precision, kv_precision=kv_precision, engine=engine,
                                    input_len=input_len, output_len=output_len, batch=batch, max_batch=max_batch,
-                                   metric=metric, rate=rate, concurrency=concurrency).items() if v is not None}
+                                   metric=metric, rate=rate, concurrency=concurrency, mtp=mtp,
+                                   accept=accept).items() if v is not None}
     if "scenario" not in given or "hardware" not in given:
         fail("give --queries FILE, or at least --scenario and --hardware")
     try:
@@ -238,6 +242,8 @@ def calibrate(
                                                  "is not recognised")] = None,
     model: Annotated[str | None, typer.Option(help="with --device: Llama-architecture model to time (default: "
                                               "llama-3.1-8b on cuda, llama-tiny on cpu)")] = None,
+    moe_data: Annotated[list[Path] | None, typer.Option(help="large-MoE serving measurements (JSONL) for the MoE "
+                                                        "stage, fitted after --data")] = None,
 ) -> None:
     """Fit the efficiency parameters to measured data, or measure this machine's GPU/CPU into a profile."""
     if (data is None) == (device is None):
@@ -254,6 +260,10 @@ def calibrate(
     if not points:
         fail(f"--data {', '.join(map(str, data))}: no query of a fitted scenario could be planned")
     cal = fit_calibration(points, source=" + ".join(str(d) for d in data))
+    if moe_data:
+        from tokenfab.calibrate.moe_fit import MOE_FIT_SCENARIOS, fit_moe_stage
+        moe_points, _ = _measured(moe_data, all_scenarios=True, flag="--moe-data")
+        cal = fit_moe_stage([p for p in moe_points if p.scenario in MOE_FIT_SCENARIOS], cal)
     tmp = out_path.with_suffix(out_path.suffix + ".tmp")
     tmp.write_text(json.dumps(cal.to_json(), indent=1, sort_keys=True) + "\n")
     tmp.replace(out_path)  # never leave a half-written profile behind
@@ -570,6 +580,7 @@ def tco(
     samples: SamplesOpt = 10_000,
     seed: SeedOpt = 0,
     calibration: CalibrationOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the figures as one JSON object")] = False,
 ) -> None:
     """$ per million tokens on owned hardware (TCO), with P10-P90 bands and the cost breakdown."""
     import numpy as np
@@ -587,6 +598,9 @@ def tco(
     except EconomicsError as e:
         fail(str(e))
     hr = tc.hourly
+    if as_json:
+        print(json.dumps(_tco_json(tc, model, isl, osl, samples, seed), sort_keys=True))
+        return
     table = Table("quantity", "P50 (P10-P90)", "share of $/h",
                   title=f"{chip.id} serving {model}: {isl:.0f} in / {osl:.0f} out, tp {srv.option.tp} "
                         f"{srv.option.precision}, utilisation {utilisation:.0%}")
@@ -609,7 +623,36 @@ def tco(
         table.add_row("cloud rental $/h (catalog)", f"{c.value:.2f} ({c.low:.2f}-{c.high:.2f})", "")
         table.add_row("$/Mtok output on cloud rental", f"{typ:.3f} ({lo:.3f}-{hi:.3f})", "")
     out.print(table)
+    if tc.basis is not None:
+        held = f"; the price holds the {' and '.join(sorted(tc.basis.includes))}" if tc.basis.includes else ""
+        out.print(f"accelerator price basis: {tc.basis.kind} ({tc.basis.note}){held}")
     out.print(f"capex share {capex_share:.0%}, power share {power_share:.0%}; {samples:,} samples, seed {seed}")
+
+
+def _tco_json(tc: Any, model: str, isl: float, osl: float, samples: int, seed: int) -> dict[str, Any]:
+    """`tco --json`: each figure as {p10, p50, p90}, the layout and the price basis behind them."""
+    from tokenfab.constants import percentiles
+
+    def pct(x: Any) -> dict[str, float]:
+        return dict(zip(("p10", "p50", "p90"), percentiles(x), strict=True))
+
+    hr, srv = tc.hourly, tc.serving
+    out_json: dict[str, Any] = {
+        "hardware": srv.chip.id, "model": model, "input_len": isl, "output_len": osl,
+        "utilisation": tc.utilisation, "tp": srv.option.tp, "precision": srv.option.precision,
+        "output_tokens_per_s_per_device": srv.out_tps, "busy_power_w": srv.busy_power_w,
+        "usd_per_mtok_out": pct(tc.usd_per_mtok_out), "usd_per_mtok_in": pct(tc.usd_per_mtok_in),
+        "usd_per_mtok_out_only": pct(tc.usd_per_mtok_out_only), "usd_per_hour": pct(hr.total),
+        "usd_per_hour_parts": {k: pct(getattr(hr, k)) for k in
+                               ("accelerator", "server_network", "facility", "power", "maintenance")},
+        "price_basis": None if tc.basis is None else {"kind": tc.basis.kind, "includes": sorted(tc.basis.includes),
+                                                      "note": tc.basis.note},
+        "samples": samples, "seed": seed,
+    }
+    if tc.cloud_usd_per_mtok:
+        lo, typ, hi = tc.cloud_usd_per_mtok
+        out_json["cloud_usd_per_mtok_out"] = {"low": lo, "typical": typ, "high": hi}
+    return out_json
 
 
 @app.command()

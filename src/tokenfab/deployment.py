@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -10,7 +11,8 @@ from tokenfab.hardware import Chip
 from tokenfab.model import ModelSpec
 from tokenfab.units import PRECISION_BYTES, GiB
 
-ENGINE_FAMILIES = ("trtllm", "trtllm-legacy", "vllm", "sglang", "tgi")
+ENGINE_FAMILIES = ("trtllm", "trtllm-pytorch", "trtllm-legacy", "vllm", "vllm-v1", "sglang", "tgi")
+_VLLM_VERSION = re.compile(r"vllm[- ]?(\d+)\.(\d+)")
 # Speculative decoding: the most draft tokens one decode step verifies (engines publish MTP 1-5, EAGLE 3-7).
 MAX_DRAFT_TOKENS = 8
 
@@ -20,16 +22,23 @@ class DeploymentError(ValueError):
 
 
 def engine_family(engine: str | None) -> str:
-    """Map an engine tag such as `mlperf-v4.1-trtllm` or `trtllm-0.6.1` to an engine preset."""
+    """Map an engine tag such as `mlperf-v4.1-trtllm`, `trtllm-0.6.1`, `sglang-0.5.2` or
+    `mlperf-v5.1-vllm-0.9.0.2-rocm` to an engine preset."""
     tag = (engine or "trtllm").lower()
     if "sglang" in tag:
         return "sglang"
     if "vllm" in tag:
-        return "vllm"
+        # the V1 engine is vLLM's from 0.8 on; an unversioned tag is a current release
+        version = _VLLM_VERSION.search(tag)
+        if version and (int(version.group(1)), int(version.group(2))) < (0, 8):
+            return "vllm"
+        return "vllm-v1"
     if "tgi" in tag:
         return "tgi"
     if tag.startswith(("trtllm-0.5", "trtllm-0.6")):
         return "trtllm-legacy"
+    if "pytorch" in tag or re.match(r"trtllm-[1-9]\d*\.", tag):   # PyTorch is the default backend from 1.0
+        return "trtllm-pytorch"
     return "trtllm"
 
 
@@ -46,6 +55,8 @@ class Deployment:
       chips; the data convention for it is `tp=1, ep=N, replicas=1`.
     `redundant_experts` extra expert copies per EP group balance hot experts (EPLB) at the price of memory.
     `mtp` draft tokens are verified per decode step and `accept` tokens (bonus included) emitted on average.
+    `overlap`: the engine splits each step into two micro-batches so one's all-to-all runs under the other's
+    compute (DeepSeek's dual micro-batch overlap, SGLang's two-batch overlap); off unless the engine says so.
     """
 
     tp: int = 1
@@ -60,6 +71,8 @@ class Deployment:
     mtp: int = 0
     accept: float = 1.0
     redundant_experts: int = 0
+    overlap: bool = False      # micro-batch overlap hides the MoE all-to-all behind compute
+    cuda_graphs: bool = True   # False: every kernel launched from the host (vLLM --enforce-eager)
 
     @property
     def width(self) -> int:
@@ -91,11 +104,14 @@ class Deployment:
 
     @property
     def batch_limit(self) -> int:
-        return int(self.max_batch or self.preset["max_batch"])
+        """Sequences in flight in the replica: each attention data-parallel group schedules its own batch
+        up to the limit (TensorRT-LLM's per-rank max_batch_size, vLLM's max_num_seqs per DP rank)."""
+        return int(self.max_batch or self.preset["max_batch"]) * self.attn_dp
 
     @property
     def token_budget(self) -> int:
-        return int(self.max_num_tokens or self.preset["max_num_tokens"])
+        """Tokens per step in the replica, each attention group filling its own budget."""
+        return int(self.max_num_tokens or self.preset["max_num_tokens"]) * self.attn_dp
 
     def with_(self, **changes: Any) -> Deployment:
         return replace(self, **changes)

@@ -5,17 +5,24 @@ the silicon model's unit cost plus NRE over the volume), its server slot, its sh
 and of the building (per W), annualised over the depreciation life at the cost of capital; plus
 power x PUE x $/kWh at the load the step-cost model predicts, and maintenance. Every uncertain input
 is a catalog low/value/high, drawn by a seeded `Draws`, so each figure comes as P10/P50/P90.
+
+Every chip has one price basis (`price_basis`): a purchase price (a rack price / GPUs already holds the
+server, which is then not charged again), an ownership cost implied from a cloud's committed rental
+rate for chips that are only rented (`implied_purchase_price`), or, for chips a hyperscaler builds for
+itself, the silicon model's cost of its reference design, exactly as a custom design is priced.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import numpy as np
 
+from tokenfab import catalog
 from tokenfab.compare import Option, best_option, hardware_spec
 from tokenfab.constants import Draws, percentiles
-from tokenfab.hardware import Chip
+from tokenfab.hardware import Chip, Range
 from tokenfab.perf.params import Calibration
 from tokenfab.predict import QueryError, answer, plan_query
 from tokenfab.queries import Query
@@ -24,6 +31,8 @@ Num = float | np.ndarray
 HOURS_PER_YEAR = 8760.0
 DEFAULT_UTILISATION = 0.7
 DEFAULT_SAMPLES = 10_000
+# system parts a catalog price can already hold (`price_usd.includes`); the TCO then does not charge them again
+SYSTEM_PARTS = ("server", "network")
 
 
 class EconomicsError(ValueError):
@@ -92,13 +101,27 @@ class Hourly:
         return self.accelerator + self.server_network + self.facility
 
 
-def hourly_cost(price_usd: Num, tdp_w: float, busy_power_w: Num, d: Draws,
-                utilisation: float = DEFAULT_UTILISATION) -> Hourly:
+def system_capex(d: Draws, included: Collection[str] = ()) -> Num:
+    """Server slot and scale-out network capex per accelerator, less the parts its price already holds."""
+    unknown = set(included) - set(SYSTEM_PARTS)
+    if unknown:
+        raise EconomicsError(f"price_usd.includes {sorted(unknown)}: allowed {', '.join(SYSTEM_PARTS)}")
+    server = 0.0 if "server" in included else d("server_cost_usd_per_slot")
+    network = 0.0 if "network" in included else d("network_cost_usd_per_accelerator")
+    return server + network
+
+
+def hourly_cost(price_usd: Num, tdp_w: Num, busy_power_w: Num, d: Draws,
+                utilisation: float = DEFAULT_UTILISATION, included: Collection[str] = ()) -> Hourly:
     """TCO per accelerator-hour: annualised capex (accelerator, server slot, network, building per W)
-    plus power at the utilised load (idle = static power) x PUE x $/kWh, plus maintenance."""
+    plus power at the utilised load (idle = static power) x PUE x $/kWh, plus maintenance.
+
+    `included` names the system parts ("server", "network") that `price_usd` already holds (a rack
+    price / GPUs holds the server; an ownership cost implied from a rental holds both): they are not
+    charged a second time."""
     rate = d("cost_of_capital")
     life = d("depreciation_years")
-    hardware = price_usd + d("server_cost_usd_per_slot") + d("network_cost_usd_per_accelerator")
+    hardware = price_usd + system_capex(d, included)
     host = d("server_host_power_w_per_accelerator")
     per_year = annuity(rate, life)
     accel = price_usd * per_year / HOURS_PER_YEAR
@@ -122,20 +145,138 @@ class TokenCost:
     usd_per_mtok_in: Num        # prefill's share, per input token
     usd_per_mtok_out_only: Num  # decode's share, per output token
     cloud_usd_per_mtok: tuple[float, float, float] | None   # low, typical, high on the rental basis
+    basis: PriceBasis | None = None                          # what the accelerator's capital cost rests on
+
+
+@dataclass(frozen=True)
+class PriceBasis:
+    """What a chip's capital cost rests on, and which system parts (`SYSTEM_PARTS`) that figure holds."""
+
+    kind: str                  # purchase | cloud-implied | internal-cost | design
+    includes: frozenset[str]
+    note: str
+
+
+def _record(chip: Chip) -> dict:
+    return catalog.accelerators().get(chip.id, {}) if "design_path" not in chip.sources else {}
+
+
+def price_basis(chip: Chip) -> PriceBasis:
+    """The chip's price basis: a design's silicon-model cost; else the catalog's purchase price (a rack price
+    / GPUs holds the server); else, for a chip only built in-house (`price_usd.basis: internal-cost`), the
+    silicon model's cost of its reference design; else, for a chip only rented, an ownership cost implied
+    from its cloud rate. `EconomicsError` when none of these exists."""
+    if "design_path" in chip.sources:
+        return PriceBasis("design", frozenset(), "silicon model unit cost plus NRE over the volume")
+    price = _record(chip).get("price_usd") or {}
+    if chip.price_usd is not None:
+        kind = str(price.get("kind") or "catalog purchase price")
+        includes = price.get("includes")
+        if includes is None:   # a record that says it is a rack price holds the server even unmarked
+            includes = ["server"] if kind.lower().startswith("rack price") else []
+        bad = set(includes) - set(SYSTEM_PARTS)
+        if bad:
+            raise EconomicsError(f"hardware {chip.id!r} price_usd.includes {sorted(bad)}: allowed "
+                                 f"{', '.join(SYSTEM_PARTS)}")
+        return PriceBasis("purchase", frozenset(includes), kind)
+    if price.get("basis") == "internal-cost":
+        if not price.get("design"):
+            raise EconomicsError(f"hardware {chip.id!r}: price_usd.basis internal-cost needs price_usd.design "
+                                 "(a shipped design id)")
+        return PriceBasis("internal-cost", frozenset(),
+                          f"silicon model unit cost of design {price['design']} plus NRE over the volume")
+    if chip.cloud_usd_hr is not None and chip.tdp_w:
+        return PriceBasis("cloud-implied", frozenset(SYSTEM_PARTS),
+                          "ownership cost implied from the committed cloud rate less the cloud's margin")
+    raise EconomicsError(f"hardware {chip.id!r} has no price basis in the catalog (no purchase price, no "
+                         "reference design, no cloud rate); price it as a design or choose a priced chip")
+
+
+def chip_tdp(chip: Chip, d: Draws) -> Num:
+    """The chip's TDP: the catalog's `tdp_range_w` drawn around `tdp_w` where the power is an estimate."""
+    if not chip.tdp_w:
+        raise EconomicsError(f"hardware {chip.id!r} has no TDP in the catalog: its power cannot be priced")
+    span = _record(chip).get("tdp_range_w") or {}
+    if span.get("low") is None or span.get("high") is None:
+        return chip.tdp_w
+    return d.triangular(f"tdp:{chip.id}", float(span["low"]), chip.tdp_w, float(span["high"]))
+
+
+def rental_rate(chip: Chip, d: Draws) -> Num:
+    """$ per chip-hour of the longest published commitment: the 3-year committed rate (up to the 1-year one),
+    else the on-demand rate (up to the catalog's high) less the catalog's 3-year commitment discount."""
+    cloud = (_record(chip).get("cloud_usd_hr") or {})
+    c3, c1 = cloud.get("committed_3yr"), cloud.get("committed_1yr")
+    if c3:
+        return d.triangular(f"rent3y:{chip.id}", float(c3), float(c3), float(c1 or c3))
+    if chip.cloud_usd_hr is None:
+        raise EconomicsError(f"hardware {chip.id!r} has no cloud rate in the catalog")
+    c = chip.cloud_usd_hr   # an estimated on-demand rate carries its own low (`on_demand_low`)
+    low = float(cloud.get("on_demand_low") or c.value)
+    on_demand = d.triangular(f"rent:{chip.id}", min(low, c.value), c.value, max(c.high, c.value))
+    return on_demand * (1.0 - d("cloud_commit_discount_3yr"))
+
+
+def implied_purchase_price(chip: Chip, d: Draws, rate_usd_hr: Num | None = None) -> Num:
+    """Ownership-equivalent capital cost of a chip that is only rented (TPU, Trainium, Inferentia).
+
+    Method. A cloud's committed rate R pays for owning and running the chip for the hour (the chip, its
+    share of host and network, the building, power, maintenance) plus the cloud's margin g, a share of the
+    price (`cloud_margin`): the cost of a chip-hour is C = R x (1 - g). C is the same hourly TCO this
+    module computes, so the implied capital cost P (the chip with its share of host and network, which the
+    rental holds) is the one for which `hourly_cost(P, tdp, tdp, d, DEFAULT_UTILISATION, both parts)`
+    equals C. That cost is linear in P, so P = (C - hourly_cost(0, ...)) / ((annuity + maintenance share)
+    / 8760): the building, power and maintenance of the same chip are taken out of the rental first. R is
+    the 3-year committed rate (the commitment nearest an ownership life; `rental_rate`). A rate below the
+    opex alone gives P = 0. P rises with R and falls with g, so $/Mtok is monotone in both."""
+    rate = rental_rate(chip, d) if rate_usd_hr is None else rate_usd_hr
+    cost_hr = rate * (1.0 - d("cloud_margin"))
+    tdp = chip_tdp(chip, d)
+    opex_only = hourly_cost(0.0, tdp, tdp, d, DEFAULT_UTILISATION, SYSTEM_PARTS).total
+    per_usd_hr = (annuity(d("cost_of_capital"), d("depreciation_years")) + d("maintenance_share_per_year")) \
+        / HOURS_PER_YEAR
+    return np.maximum((cost_hr - opex_only) / per_usd_hr, 0.0)
 
 
 def accelerator_price(chip: Chip, d: Draws, volume: float | None = None) -> Num:
-    """Purchase price: the catalog's range for a catalog chip, the silicon model's cost for a design."""
+    """Capital cost of one accelerator on its price basis (`price_basis`): the catalog's purchase range, the
+    silicon model's cost for a design or an in-house chip's reference design (NRE over `volume`), or the
+    ownership cost implied from a rental rate."""
     from tokenfab.silicon import resolve_design
     from tokenfab.silicon.build import DEFAULT_VOLUME, analyse
-    if "design_path" in chip.sources:
+    basis = price_basis(chip)
+    if basis.kind == "design":
         design = resolve_design(chip.sources["design_path"])
         return analyse(design, d, volume or DEFAULT_VOLUME).unit_cost_with_nre
-    if chip.price_usd is None:
-        raise EconomicsError(f"hardware {chip.id!r} has no purchase price in the catalog (not sold); "
-                             "price it as a design or choose a chip with price_usd")
+    if basis.kind == "internal-cost":
+        design = resolve_design(_record(chip)["price_usd"]["design"])
+        return analyse(design, d, volume or DEFAULT_VOLUME, check=False).unit_cost_with_nre
+    if basis.kind == "cloud-implied":
+        return implied_purchase_price(chip, d)
     p = chip.price_usd
+    assert p is not None
     return d.triangular(f"price:{chip.id}", p.low, p.value, p.high)
+
+
+_PRICE_RANGES: dict[str, Range] = {}
+
+
+def _price_range(chip: Chip) -> Range:
+    key = chip.sources.get("design_path", chip.id)
+    if key not in _PRICE_RANGES:
+        nominal = float(accelerator_price(chip, Draws()))
+        lo, _, hi = percentiles(accelerator_price(chip, Draws(n=2000, seed=0)))
+        _PRICE_RANGES[key] = Range(nominal, min(lo, nominal), max(hi, nominal))
+    return _PRICE_RANGES[key]
+
+
+def price_range(chip: Chip) -> Range:
+    """Nominal capital cost and its P10-P90 for screens that take one figure per chip (design search, fleet):
+    the catalog range for a purchase price, else the spread of the derived cost. `EconomicsError` if none."""
+    if price_basis(chip).kind == "purchase":
+        assert chip.price_usd is not None
+        return chip.price_usd
+    return _price_range(chip)
 
 
 def token_cost(srv: Serving, d: Draws, utilisation: float = DEFAULT_UTILISATION,
@@ -144,10 +285,10 @@ def token_cost(srv: Serving, d: Draws, utilisation: float = DEFAULT_UTILISATION,
     if not 0 < utilisation <= 1:
         raise EconomicsError(f"utilisation {utilisation!r}: allowed 0 < u <= 1")
     chip = srv.chip
-    if not chip.tdp_w:
-        raise EconomicsError(f"hardware {chip.id!r} has no TDP in the catalog: its power cannot be priced")
+    tdp = chip_tdp(chip, d)
+    basis = price_basis(chip)
     busy = srv.busy_power_w * d.triangular("power_model_error", 0.85, 1.0, 1.15)
-    hr = hourly_cost(accelerator_price(chip, d, volume), chip.tdp_w, busy, d, utilisation)
+    hr = hourly_cost(accelerator_price(chip, d, volume), tdp, busy, d, utilisation, basis.includes)
     usd_s = hr.total / 3600.0
     out_tps = srv.out_tps * utilisation
     blended = usd_s / out_tps * 1e6
@@ -160,7 +301,7 @@ def token_cost(srv: Serving, d: Draws, utilisation: float = DEFAULT_UTILISATION,
     if chip.cloud_usd_hr:
         c = chip.cloud_usd_hr
         cloud = tuple(v / 3600.0 / out_tps * 1e6 for v in (c.low, c.value, c.high))
-    return TokenCost(srv, hr, utilisation, blended, per_in, per_out, cloud)  # type: ignore[arg-type]
+    return TokenCost(srv, hr, utilisation, blended, per_in, per_out, cloud, basis)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -212,9 +353,8 @@ def break_even(gpu: Serving, custom: Serving, demand_tokens_per_day: float, d: D
 
 
 def _hourly(srv: Serving, price: Num, d: Draws, utilisation: float) -> Num:
-    assert srv.chip.tdp_w
     busy = srv.busy_power_w * d.triangular("power_model_error", 0.85, 1.0, 1.15)
-    return hourly_cost(price, srv.chip.tdp_w, busy, d, utilisation).total
+    return hourly_cost(price, chip_tdp(srv.chip, d), busy, d, utilisation, price_basis(srv.chip).includes).total
 
 
 def band(x: Num) -> tuple[float, float, float]:
@@ -222,5 +362,7 @@ def band(x: Num) -> tuple[float, float, float]:
     return percentiles(x)
 
 
-__all__ = ["DEFAULT_SAMPLES", "DEFAULT_UTILISATION", "BreakEven", "EconomicsError", "Hourly", "Serving",
-           "TokenCost", "annuity", "band", "break_even", "hourly_cost", "serving", "token_cost"]
+__all__ = ["DEFAULT_SAMPLES", "DEFAULT_UTILISATION", "SYSTEM_PARTS", "BreakEven", "EconomicsError", "Hourly",
+           "PriceBasis", "Serving", "TokenCost", "accelerator_price", "annuity", "band", "break_even", "chip_tdp",
+           "hourly_cost", "implied_purchase_price", "price_basis", "price_range", "rental_rate", "serving",
+           "system_capex", "token_cost"]

@@ -21,6 +21,6 @@ def prefill_step(dep: Deployment, isl: float) -> StepShapes:
     """One saturated prefill step: every attention group fills its token budget (at least one whole
     prompt) with prompts of `isl` tokens; a token attends on average to (isl + 1) / 2 positions
     whether the prompt comes whole or in chunks."""
-    per_group = max(float(dep.token_budget), isl)
+    per_group = max(float(dep.token_budget) / dep.attn_dp, isl)
     tokens = per_group * dep.attn_dp
     return StepShapes.build(prefill_tokens=tokens, prefill_pairs=tokens * (isl + 1.0) / 2.0, logits=tokens / isl)

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from tokenfab import catalog
-from tokenfab.deployment import Deployment, DeploymentError, kv_capacity_tokens
+from tokenfab.deployment import Deployment, DeploymentError, engine_family, kv_capacity_tokens
 from tokenfab.hardware import Chip, System
 from tokenfab.model import LayerGroup, ModelSpec, load_model
 from tokenfab.perf.collectives import allreduce_time, busbw
@@ -91,6 +91,15 @@ def native_precision(model_id: str) -> str:
     return NATIVE_PRECISIONS.get(method, "bf16")
 
 
+def default_kv_precision(precision: str, engine: str) -> str:
+    """The KV-cache dtype an engine picks when the query does not say. SGLang keeps the activation dtype
+    (`--kv-cache-dtype auto`: 16-bit for FP8 and FP4 checkpoints); TensorRT-LLM quantises the cache with the
+    checkpoint, and the FP8 vLLM submissions measured here (MLPerf ROCm) ran an FP8 cache too."""
+    if engine_family(engine) == "sglang":
+        return precision if PRECISION_BYTES[precision] >= 2 else "bf16"
+    return precision if PRECISION_BYTES[precision] >= 1 else "fp8"
+
+
 def _default_layout(q: Query, model: ModelSpec) -> tuple[int, int, int]:
     """(tp, pp, ep) when a query states none: one chip per replica if nothing else is said; a MoE model
     on several chips of one unstated layout is served as SGLang/DeepSeek do, data-parallel attention with
@@ -113,21 +122,29 @@ def query_deployment(q: Query, model: ModelSpec, chip: Chip) -> Deployment:
     precision = q.precision or native_precision(q.model or "")
     if precision not in PRECISION_BYTES:
         raise QueryError(f"field 'precision' = {precision!r}: allowed {', '.join(sorted(PRECISION_BYTES))}")
-    kv = q.kv_precision or (precision if PRECISION_BYTES[precision] >= 1 else "fp8")
+    kv = q.kv_precision or default_kv_precision(precision, q.engine)
     hints = read_hints(q.engine, q.note)
     mtp = q.mtp if q.mtp is not None else (hints.mtp or 0)
-    accept = q.accept or hints.accept or default_acceptance(q.model or "", mtp)
+    # a stated acceptance is checked as given; a published or default one is capped at the drafts + 1
+    accept = q.accept or min(hints.accept or default_acceptance(q.model or "", mtp), mtp + 1.0)
     tp, pp, ep = _default_layout(q, model)
-    # MXFP4/NVFP4 checkpoints run weight-only (4-bit weights, 16-bit math) on chips without 4-bit units
+    # MXFP4/NVFP4 checkpoints run weight-only (4-bit weights, 16-bit math) on chips without 4-bit units;
+    # any other format needs the chip's own units (16-bit formats stand in for each other)
     act = precision if chip.supports(precision) or PRECISION_BYTES[precision] >= 1 else "bf16"
+    if not chip.supports(act) and not (PRECISION_BYTES[act] == 2 and chip.supports("bf16")):
+        have = ", ".join(p for p in PRECISION_BYTES if chip.supports(p))
+        raise QueryError(f"field 'precision' = {precision!r}: {chip.id} has no {precision} units (it has {have})")
     redundant = 0
     if model.is_moe and ep > tp and model.experts % ep:
         # wide-EP engines fill every rank with redundant copies of hot experts (EPLB): SGLang's EP72 runs
         # 288 physical experts, DeepSeek's EP144 decode 256 + 32 redundant
         redundant = -(-model.experts // ep) * ep - model.experts
+    engine = q.engine
+    if hints.pytorch_backend and engine_family(engine) == "trtllm":
+        engine = f"{engine} (pytorch backend)"
     dep = Deployment(tp=tp, pp=pp, ep=ep, weight_precision=precision, act_precision=act, kv_precision=kv,
-                     engine=q.engine, max_batch=q.max_batch, mtp=mtp, accept=min(accept, mtp + 1.0),
-                     redundant_experts=redundant)
+                     engine=engine, max_batch=q.max_batch, mtp=mtp, accept=accept,
+                     redundant_experts=redundant, overlap=hints.overlap, cuda_graphs=not hints.eager)
     try:
         dep.check(model, chip)
     except (DeploymentError, ValueError) as err:
@@ -180,7 +197,7 @@ def _plan_engine(q: Query, chip: Chip) -> Plan:
     if kv_tokens < 1:
         raise QueryError(f"model {q.model} does not fit on {dep.devices} x {chip.id} at {dep.weight_precision}: "
                          "weights leave no memory for KV cache (raise tp/pp or lower precision)")
-    engine = q.engine
+    engine = dep.engine
     phase = read_hints(q.engine, q.note).phase
     if phase == "prefill" and q.scenario in ("offline", "static", "server"):
         return _plan_prefill_phase(q, model, chip, dep, replicas)
@@ -202,7 +219,7 @@ def _plan_engine(q: Query, chip: Chip) -> Plan:
         if batch * (isl + osl) > kv_tokens:
             raise QueryError(f"field 'batch' = {batch}: {batch} x {isl + osl:.0f} tokens exceed the KV capacity "
                              f"of {kv_tokens:.0f} tokens on {dep.devices} x {chip.id}")
-        steps, weights = static_batch(batch, int(isl), int(osl))
+        steps, weights = static_batch(batch, int(isl), int(osl), accept=dep.accept)
         table = build_ops(model, chip, dep, steps)
 
         def evaluate_static(p: EffParams) -> dict[str, float]:
@@ -213,7 +230,8 @@ def _plan_engine(q: Query, chip: Chip) -> Plan:
             m = _throughput_metrics(q, out / seconds * replicas, isl, osl, energy, seconds, out, replicas)
             m["step_ms_mean"] = seconds / osl * 1e3
             m["ttft_ms_mean"] = float(cost.time[0]) * 1e3
-            m["tpot_ms_mean"] = float(np.dot(weights[1:], cost.time[1:]) / max(weights[1:].sum(), 1)) * 1e3
+            m["tpot_ms_mean"] = (float(np.dot(weights[1:], cost.time[1:]) / max(weights[1:].sum(), 1)) * 1e3
+                                 / dep.accept)
             return m
         return Plan(q, chip, evaluate_static)
 
@@ -254,7 +272,7 @@ def _plan_prefill_phase(q: Query, model: ModelSpec, chip: Chip, dep: Deployment,
     tokens = float(shape.prefill_tokens[0])
 
     def evaluate(p: EffParams) -> dict[str, float]:
-        cost = time_ops(table, chip, p, q.engine)
+        cost = time_ops(table, chip, p, dep.engine)
         stage = float(cost.stage_time[0])
         per_s = tokens / stage * replicas
         return {"total_tokens_per_s_per_device": per_s / q.devices, "input_tokens_per_s": per_s,
@@ -285,8 +303,8 @@ def _plan_decode_phase(q: Query, model: ModelSpec, chip: Chip, dep: Deployment, 
     first = build_ops(model, chip, dep, StepShapes.prefill(1, isl))   # a prompt in an idle prefill pool
 
     def evaluate(p: EffParams) -> dict[str, float]:
-        cost = time_ops(table, chip, p, q.engine)
-        ttft = float(time_ops(first, chip, p, q.engine).time[0]) * 1e3
+        cost = time_ops(table, chip, p, dep.engine)
+        ttft = float(time_ops(first, chip, p, dep.engine).time[0]) * 1e3
         stage = float(cost.stage_time[0])
         out = batch * dep.accept
         m = _throughput_metrics(q, out / stage * replicas, isl, max(osl, 1.0), float(cost.energy[0]) / dep.pp,
@@ -302,6 +320,9 @@ def _plan_decode_phase(q: Query, model: ModelSpec, chip: Chip, dep: Deployment, 
 # Requests simulated for a serving query whose source does not say how many it sent.
 SERVING_REQUESTS = 3000
 SERVING_SEED = 0
+# Request lifetimes the arrivals of a server query span, with a generous time per output token for the guess.
+STEADY_LIFETIMES = 4.0
+TOKEN_TIME_GUESS_S = 0.05
 # MLPerf Server runs last at least 600 s, so their percentiles are steady-state figures; the simulation
 # sends as many requests as the achieved rate delivers in that time.
 # https://github.com/mlcommons/inference_policies/blob/master/inference_rules.adoc (min_duration)
@@ -327,11 +348,17 @@ def _plan_serving(q: Query, model: ModelSpec, chip: Chip, dep: Deployment, repli
         n = int(match.group(1).replace(",", ""))
     elif q.scenario == "server" and q.engine.startswith("mlperf"):
         n = min(int(q.rate * MLPERF_MIN_DURATION_S), MAX_SERVING_REQUESTS)
+    elif q.scenario == "server":
+        # the arrivals must outlast a few request lifetimes, or the run ends before the batch reaches its
+        # steady size (140 req/s of 512-token decodes at ~0.1 s a token live ~50 s each)
+        n = min(max(SERVING_REQUESTS, int(q.rate * STEADY_LIFETIMES * osl * TOKEN_TIME_GUESS_S)), MAX_SERVING_REQUESTS)
     else:
         n = SERVING_REQUESTS
     inputs, outputs = serving_lengths(q, isl, osl, n)
     table = _request_table(q, inputs, outputs)
-    pools = Pools(replicas=replicas)
+    pd = read_hints(q.engine, q.note).pd
+    # a prefill/decode-disaggregated deployment: its pools of replicas (each of the query's layout)
+    pools = Pools(prefill=pd.prefill_replicas, decode=pd.decode_replicas) if pd else Pools(replicas=replicas)
     config = serving_run_key(q)
 
     def evaluate(p: EffParams) -> dict[str, float]:
@@ -402,7 +429,7 @@ def _plan_offline_finite(q: Query, model: ModelSpec, chip: Chip, dep: Deployment
     table = build_ops(model, chip, dep, sched.steps)
 
     def evaluate(p: EffParams) -> dict[str, float]:
-        cost = time_ops(table, chip, p, q.engine)
+        cost = time_ops(table, chip, p, dep.engine)
         end = np.cumsum(cost.time)
         ttft = end[sched.first_token_step]
         tpot = (end[sched.last_token_step] - ttft) / max(osl - 1, 1)
@@ -436,7 +463,7 @@ def _plan_layer(q: Query, model: ModelSpec, chip: Chip, dep: Deployment) -> Plan
     keep = np.array([n != "lm_head" for n in table.names])
 
     def evaluate(p: EffParams) -> dict[str, float]:
-        tc, tm = op_times(table, chip, p, q.engine)
+        tc, tm = op_times(table, chip, p, dep.engine)
         t_ops = soft_roofline(tc, tm, p.roof_q)[:, keep].sum(axis=1)
         comm = comm_time(table, chip, p)
         # the measurement sums separately timed operators, so each pays a stand-alone kernel cost

@@ -25,6 +25,7 @@ _MTP_PATTERNS = (
     (re.compile(r"\bMTP ?(\d)\b"), 0),
 )
 _ATTN_DP = re.compile(r"attention DP ?(\d+)", re.IGNORECASE)
+_OVERLAP = re.compile(r"(?<!no )(?:two|dual|single)[- ](?:micro-)?batch overlap", re.IGNORECASE)
 _ACCEPT = re.compile(r"accept(?:ance)? length (?:of )?(\d+(?:\.\d+)?)", re.IGNORECASE)
 
 
@@ -45,6 +46,9 @@ class Hints:
     accept: float | None = None     # published acceptance length
     pd: PDLayout | None = None
     attn_dp: int | None = None      # attention data-parallel size stated in the note ("attention DP8")
+    overlap: bool = False           # micro-batch overlap of the all-to-all ("two-batch overlap")
+    eager: bool = False             # kernels launched one by one from the host (vLLM --enforce-eager)
+    pytorch_backend: bool = False   # TensorRT-LLM's PyTorch backend named in the note
 
 
 def pd_layout(engine: str) -> PDLayout | None:
@@ -79,4 +83,7 @@ def read_hints(engine: str, note: str | None) -> Hints:
     if pd is None and pools and phase is None:   # "2 prefill + 3 decode instances": widths as the query's replica
         pd = PDLayout(int(pools.group(1)), 0, int(pools.group(2)), 0)
     dp = _ATTN_DP.search(text)
-    return Hints(phase, mtp, float(acc.group(1)) if acc else None, pd, int(dp.group(1)) if dp else None)
+    return Hints(phase, mtp, float(acc.group(1)) if acc else None, pd, int(dp.group(1)) if dp else None,
+                 bool(_OVERLAP.search(text)) and not re.search(r"no (?:dual|two)[- ]batch overlap", text, re.I),
+                 bool(re.search(r"enforce[-_ ]eager", text, re.I)),
+                 bool(re.search(r"pytorch backend", text, re.I)))

@@ -51,6 +51,9 @@ class OpTable:
     a2a_intra: np.ndarray | None = None  # (S,) bytes one device sends inside its scale-up domain per all-to-all
     a2a_inter: np.ndarray | None = None  # (S,) bytes it sends across domains (scale-out NIC) per all-to-all
     a2a_calls: float = 0.0     # all-to-alls per step (dispatch + combine per MoE layer)
+    overlap: bool = False      # micro-batch overlap: the all-to-all runs under the step's compute
+    moe_layers: float = 0.0    # MoE layers per device (each pays routing and permutation kernels)
+    eager: bool = False        # kernels launched one by one from the host (no CUDA graphs)
 
 
 def _flop_pj(chip: Chip, precision: str) -> float:
@@ -173,10 +176,14 @@ def build_ops(model: ModelSpec, chip: Chip, dep: Deployment, steps: StepShapes) 
     byts = (lm_w * 2.0 + lm_rows * (model.hidden + model.vocab / tp) * abytes) / dep.pp
     cols.append(("lm_head", GEMM, False, attn_peak, flops, byts, lm_rows))
     if d:
-        # the MTP module drafts d tokens one after another: each pass is one decoder layer and the LM head
+        # the MTP module drafts d tokens one after another; each pass is one MoE decoder layer (attention,
+        # shared expert, the routed experts its rows hit) plus the 2h x h input projection, and the LM head
         draft_rows = steps.logits / dp
-        draft_w = model.mtp_params / dep.width + lm_w
-        flops = 2.0 * draft_rows * draft_w * d / dep.pp
+        replicated = (model.attn_params + model.shared_expert_params + model.router_params
+                      + 2 * model.hidden * model.hidden) / tp
+        hit = _expert_hits(model.experts, model.top_k, steps.logits) / dep.ep * model.expert_params / dep.moe_tp
+        draft_w = replicated + hit + lm_w
+        flops = 2.0 * draft_rows * (replicated + lm_w + model.top_k * model.expert_params / dep.width) * d / dep.pp
         byts = (draft_w * wbytes + draft_rows * 2 * model.hidden * abytes) * d / dep.pp
         cols.append(("mtp_draft", GEMM, lowp, gemm_peak, flops, byts, draft_rows))
 
@@ -204,4 +211,7 @@ def build_ops(model: ModelSpec, chip: Chip, dep: Deployment, steps: StepShapes) 
         a2a_intra=a2a[0],
         a2a_inter=a2a[1],
         a2a_calls=2.0 * moe_layers if dep.all_to_all else 0.0,
+        overlap=dep.overlap,
+        moe_layers=moe_layers,
+        eager=not dep.cuda_graphs,
     )

@@ -33,12 +33,14 @@ class EffParams:
     moe_eff: float = 0.8          # grouped expert GEMMs (routing, permutation, ragged tiles) vs dense GEMMs
     t_step: float = 4.0e-4        # fixed cost per engine step: scheduling, sampling, host sync (s)
     t_layer: float = 1.5e-5       # per-layer kernel launch and tail cost (s)
+    t_moe_layer: float = 1.0e-6   # extra per MoE layer: routing top-k, token permutation, grouped-GEMM set-up (s)
     t_kernel: float = 8.0e-6      # one stand-alone kernel timed from the host (microbenchmarks, s)
     legacy_scale: float = 1.0     # time multiplier for static-batching engines of 2023 (TRT-LLM 0.5/0.6)
     legacy_gqa_reread: float = 0.3  # those engines' decode attention re-reads KV per query head of a GQA group
     legacy_layer_ratio: float = 1.0  # those engines' per-layer fixed cost vs today's (unfused kernels, no CUDA graphs)
     vllm_scale: float = 1.0       # time multiplier for vLLM/TGI relative to TensorRT-LLM
     sglang_scale: float = 1.0     # time multiplier for SGLang vs TensorRT-LLM (prior: same kernels, CUDA graphs)
+    trtllm_pytorch_scale: float = 1.0  # TensorRT-LLM's PyTorch backend vs its C++ engines (prior: the same)
     time_scale: float = 1.0       # on every step's time; never fitted: latency bands set it to the held-out error
     comm_alpha: dict[str, float] = field(default_factory=lambda: {
         "nvswitch": 1.2e-5, "nvlink-bridge": 1.2e-5, "infinity-fabric": 1.5e-5, "ici": 1.0e-5,
@@ -55,9 +57,11 @@ class EffParams:
 FAMILY_PARAMS = ("gemm_eff", "engine_gemm_ratio", "lowp_ratio", "mem_eff", "kv_mem_eff", "attn_eff", "t_step",
                  "t_layer")
 GLOBAL_PARAMS = ("gemm_m_half", "roof_q", "mem_latency", "t_kernel", "legacy_scale", "legacy_gqa_reread", "vllm_scale",
-                 "sglang_scale",
                  "moe_eff", "elem_scale", "legacy_layer_ratio")
-SCALAR_PARAMS = tuple(f.name for f in fields(EffParams) if f.name not in ("comm_alpha", "comm_eff", "time_scale"))
+# Parameters only large-MoE serving constrains: fitted after the rest, on the MoE rows (calibrate.moe_fit).
+MOE_STAGE_PARAMS = ("sglang_scale", "trtllm_pytorch_scale", "t_moe_layer")
+SCALAR_PARAMS = tuple(f.name for f in fields(EffParams)
+                      if f.name not in ("comm_alpha", "comm_eff", "time_scale", *MOE_STAGE_PARAMS))
 assert set(FAMILY_PARAMS) | set(GLOBAL_PARAMS) == set(SCALAR_PARAMS)
 assert set(EffParams().comm_alpha) == set(FABRICS)
 

@@ -39,10 +39,12 @@ def engine_scale(engine: str, params: EffParams) -> float:
     family = engine_family(engine)
     if family == "trtllm-legacy":
         return params.legacy_scale * params.time_scale
-    if family in ("vllm", "tgi"):
+    if family in ("vllm", "vllm-v1", "tgi"):
         return params.vllm_scale * params.time_scale
     if family == "sglang":
         return params.sglang_scale * params.time_scale
+    if family == "trtllm-pytorch":
+        return params.trtllm_pytorch_scale * params.time_scale
     return params.time_scale
 
 
@@ -92,12 +94,16 @@ def time_ops(table: OpTable, chip: Chip, params: EffParams, engine: str = "trtll
     compute_bound = tc >= tm
     compute = np.where(compute_bound, t_ops, 0.0).sum(axis=1)
     memory = np.where(compute_bound, 0.0, t_ops).sum(axis=1)
-    # micro-batch overlap (DeepSeek's dual micro-batch, SGLang's two-batch overlap, DeepEP hooks) hides the
-    # all-to-all behind the other micro-batch's compute; only what exceeds that compute shows
-    a2a = np.maximum(a2a_time(table, chip, params) - (compute + memory), 0.0)
+    a2a = a2a_time(table, chip, params)
+    if table.overlap:   # micro-batch overlap: only the all-to-all that outlasts the other micro-batch's work shows
+        a2a = np.maximum(a2a - (compute + memory), 0.0)
     comm = comm_time(table, chip, params) + a2a
-    layer = params.t_layer * (params.legacy_layer_ratio if engine_family(engine) == "trtllm-legacy" else 1.0)
-    overhead = np.full_like(compute, params.t_step + layer * table.layers_per_device)
+    # engines that launch every kernel from the host (TensorRT-LLM 0.5/0.6, vLLM --enforce-eager) pay the
+    # per-layer cost measured on the former
+    eager = table.eager or engine_family(engine) == "trtllm-legacy"
+    layer = params.t_layer * (params.legacy_layer_ratio if eager else 1.0)
+    overhead = np.full_like(compute, params.t_step + layer * table.layers_per_device
+                            + params.t_moe_layer * table.moe_layers)
     scale = engine_scale(engine, params)
     stage = (compute + memory + comm + overhead) * scale
     chips = table.comm_group * table.pp

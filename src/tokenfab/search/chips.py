@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tokenfab.constants import Draws
+from tokenfab.economics import EconomicsError, accelerator_price, price_basis, price_range
 from tokenfab.hardware import Chip, all_chips
 from tokenfab.perf.params import EffParams, shipped_calibration
 from tokenfab.search.problem import CHIP_AXES, DesignProblem, parse_memory
@@ -36,6 +37,7 @@ class Candidate:
     axes: dict[str, Any] = field(default_factory=dict)
     design: dict[str, Any] | None = None
     infeasible: str | None = None
+    included: tuple[str, ...] = ()  # system parts the unit price already holds (economics.SYSTEM_PARTS)
 
 
 def _key(obj: Any) -> str:
@@ -94,15 +96,24 @@ def custom_candidate(problem: DesignProblem, axes: dict[str, Any]) -> Candidate:
 
 
 def catalog_candidates(problem: DesignProblem) -> list[Candidate]:
-    """Every catalog accelerator; those without a purchase price or TDP cannot be priced and say so."""
+    """Every catalog accelerator, on its price basis (economics.price_basis: a purchase price, an ownership
+    cost implied from a cloud rate, or an in-house chip's reference design); those with no basis or no TDP
+    cannot be priced and say so."""
     out = []
     for chip in sorted(all_chips(), key=lambda c: c.id):
         params = shipped_calibration().for_chip(chip)
-        if chip.price_usd is None or not chip.tdp_w:
+        try:
+            price = price_range(chip).value if chip.tdp_w else None
+            included = tuple(sorted(price_basis(chip).includes))
+        except EconomicsError:
+            price, included = None, ()
+        if price is None or not chip.tdp_w:
             out.append(Candidate("g-" + chip.id, chip.id, False, chip, 0.0, 0.0, float(chip.tdp_w or 0), params,
-                                 infeasible="catalog: no purchase price or TDP to price it"))
+                                 infeasible="catalog: no price basis (purchase, cloud rate or design) or no TDP "
+                                            "to price it"))
             continue
-        out.append(Candidate("g-" + chip.id, chip.id, False, chip, chip.price_usd.value, 0.0, chip.tdp_w, params))
+        out.append(Candidate("g-" + chip.id, chip.id, False, chip, price, 0.0, chip.tdp_w, params,
+                             included=included))
     return out
 
 
@@ -112,6 +123,5 @@ def price_draws(cand: Candidate, d: Draws, volume: float) -> tuple[Any, Any]:
         design = ChipDesign.model_validate(cand.design)
         rep = analyse(design, d, volume=max(volume, 1.0), check=False)
         return rep.unit.total, rep.nre
-    assert cand.chip is not None and cand.chip.price_usd is not None
-    p = cand.chip.price_usd
-    return d.triangular(f"price:{cand.chip.id}", p.low, p.value, p.high), 0.0
+    assert cand.chip is not None
+    return accelerator_price(cand.chip, d), 0.0

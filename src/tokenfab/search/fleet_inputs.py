@@ -17,9 +17,10 @@ from typing import Any
 
 import numpy as np
 
+from tokenfab import catalog
 from tokenfab.constants import Draws
 from tokenfab.deployment import Deployment
-from tokenfab.economics import annuity
+from tokenfab.economics import EconomicsError, annuity, price_basis, price_range, system_capex
 from tokenfab.hardware import Chip, load_chip
 from tokenfab.model import ModelSpec, load_model
 from tokenfab.search.fleet_milp import DAYS_PER_MONTH, HOURS_PER_MONTH, Instance, Option
@@ -262,15 +263,19 @@ def compile_plan(plan: PlanSpec, hardware: list[HardwareDef], classes: list[Clas
             raise FleetError(f"hardware ({hw.name}): {hw.chip.id} has no TDP: its power cannot be planned")
         power_w = tdp + econ.host_w
         if hw.kind == "buy":
-            price = _given_or_catalog(spec.price_usd, hw.chip.price_usd,  # type: ignore[attr-defined]
-                                      f"hardware.buy ({hw.name}): the catalog has no purchase price for "
+            price = _given_or_catalog(spec.price_usd, _catalog_price(hw.chip),  # type: ignore[attr-defined]
+                                      f"hardware.buy ({hw.name}): the catalog has no price basis for "
                                       f"{hw.chip.id}; give price_usd")
-            unit = price * gpu_mult + econ.system_usd
+            # a catalog rack price (or a rental-implied cost) already holds the server/network: not charged twice
+            held = () if spec.price_usd is not None else price_basis(hw.chip).includes  # type: ignore[attr-defined]
+            unit = price * gpu_mult + float(system_capex(Draws(), held))
             supply = np.full(T, float(value(spec.supply_per_month, math.inf)) * supply_mult)  # type: ignore
             lead = int(math.ceil(value(spec.lead_time_months) or 0.0))  # type: ignore[attr-defined]
             first = lead
-            if spec.available_from:  # type: ignore[attr-defined]
-                first = max(first, parse_month(spec.available_from, "available_from") - start)  # type: ignore
+            # first delivery: the plan's month, else the catalog's availability date of a not-yet-shipping chip
+            avail_from = spec.available_from or _catalog_availability(hw.chip)  # type: ignore[attr-defined]
+            if avail_from:
+                first = max(first, parse_month(avail_from, "available_from") - start)
             supply[:max(first, 0)] = 0.0
             options.append(Option(hw.name, "buy", cap_c, unit_cost=unit, supply=supply,
                                   opex_month=_opex(unit, static, power_w, econ, energy_kwh),
@@ -301,6 +306,20 @@ def compile_plan(plan: PlanSpec, hardware: list[HardwareDef], classes: list[Clas
 
 
 _ZERO = Capacity(0.0, 0.0, 0.0, math.inf, math.inf, 99.0, 1, 0.0, 0, False)
+
+
+def _catalog_price(chip: Chip) -> Any:
+    """The catalog chip's capital cost on its price basis (purchase, rental-implied, reference design); None if none."""
+    try:
+        return price_range(chip)
+    except EconomicsError:
+        return None
+
+
+def _catalog_availability(chip: Chip) -> str | None:
+    """First-delivery month (YYYY-MM) the catalog gives for an announced, not yet shipping chip."""
+    when = catalog.accelerators().get(chip.id, {}).get("availability")
+    return str(when) if when else None
 
 
 def _given_or_catalog(given: Num | None, catalog_figure: Any, missing: str) -> float:

@@ -362,7 +362,7 @@ def breakdown(problem: DesignProblem, row: dict[str, Any]) -> dict[str, float]:
                            "maintenance", "nre"), 0.0)
     for p in row["classes"]:
         busy = p["replica_power_w"] / max(p["devices"], 1.0)
-        hr = hourly_cost(cand.unit_usd, cand.tdp_w, min(busy, cand.tdp_w), d, problem.utilisation)
+        hr = hourly_cost(cand.unit_usd, cand.tdp_w, min(busy, cand.tdp_w), d, problem.utilisation, cand.included)
         for name in ("accelerator", "server_network", "facility", "power", "maintenance"):
             parts[name] += float(getattr(hr, name)) * p["chips"] / total_tps
     if row["custom"]:

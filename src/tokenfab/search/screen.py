@@ -119,7 +119,7 @@ def fleet_cost(cand: Candidate, tps: np.ndarray, devices: np.ndarray, power: np.
     chips = np.ceil(units * devices)
     busy = np.where(ok, power / np.maximum(devices, 1.0), 0.0)
     price = cand.unit_usd if unit_usd is None else unit_usd
-    hr = hourly_cost(price, cand.tdp_w, np.minimum(busy, cand.tdp_w), d, utilisation).total
+    hr = hourly_cost(price, cand.tdp_w, np.minimum(busy, cand.tdp_w), d, utilisation, cand.included).total
     usd_h = np.where(ok, chips * hr, np.inf)
     return usd_h, np.where(ok, chips, 0.0), np.where(ok, chips * price, np.inf)
 

@@ -125,21 +125,23 @@ def schedule_offline(n_requests: int, isl: int, osl: int, concurrency: int, toke
     return Schedule(steps, first, last)
 
 
-def static_batch(batch: int, isl: int, osl: int, samples: int = 24) -> tuple[StepShapes, np.ndarray]:
-    """Static batching: one prefill of the whole batch, then OSL-1 decode steps at growing context.
+def static_batch(batch: int, isl: int, osl: int, samples: int = 24,
+                 accept: float = 1.0) -> tuple[StepShapes, np.ndarray]:
+    """Static batching: one prefill of the whole batch, then (OSL-1)/accept decode steps at growing context
+    (a step emits `accept` tokens per sequence under speculative decoding).
 
     Decode steps are costed at `samples` context points and weighted to stand for all of them, so the
     cost of a 2048-token generation is ~25 step evaluations instead of 2048.
     """
-    n_decode = max(osl - 1, 0)
+    n_decode = max(osl - 1, 0) / accept
     prefill = StepShapes.prefill(batch, isl)
     if n_decode == 0:
         return prefill, np.ones(1)
-    k = min(samples, n_decode)
+    k = max(min(samples, int(np.ceil(n_decode))), 1)
     edges = np.linspace(0, n_decode, k + 1)
     mids = (edges[:-1] + edges[1:]) / 2.0
     weights = np.diff(edges)
-    decode = StepShapes.decode(np.full(k, float(batch)), isl + mids + 0.5)
+    decode = StepShapes.decode(np.full(k, float(batch)), isl + mids * accept + 0.5)
     steps = StepShapes.build(
         np.concatenate([prefill.decode_seqs, decode.decode_seqs]),
         np.concatenate([prefill.decode_ctx, decode.decode_ctx]),

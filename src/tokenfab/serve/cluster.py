@@ -159,7 +159,11 @@ class Cluster:
 
     def _dispatch(self, row: Row, now: float) -> None:
         rid, _, isl, osl, cls, session, turn, _, group, prefix, publish = row   # Python ints (read with tolist)
-        seq = Seq(rid, now, isl, osl, group, prefix, (cls, session, turn), publish)
+        accept = self.replicas[0].cfg.accept
+        # under speculative decoding a sequence emits `accept` tokens a step: it needs fewer decode steps
+        steps = osl if accept <= 1.0 else 1 + math.ceil((osl - 1) / accept)
+        seq = Seq(rid, now, isl, steps, group, prefix, (cls, session, turn), publish)
+        seq.tokens = max(osl, 1)
         if self.fits(seq):
             front = self.front
             self._enqueue(front[0] if len(front) == 1 else self._pick(front, seq.group), seq, now)

@@ -43,6 +43,7 @@ class EngineConfig:
     role: str = "both"               # "both", "prefill" (P/D: hand off after the first token) or "decode"
     max_run: int = 1 << 62           # longest decode run advanced at once (1 = step by step, for checks)
     chunk_unit: int = 1              # prompt tokens per step in multiples of this (TensorRT-LLM's chunk unit)
+    accept: float = 1.0              # tokens a decode step emits per sequence (speculative decoding's acceptance)
 
 
 class Seq:
@@ -51,11 +52,12 @@ class Seq:
 
     __slots__ = ("rid", "arrival", "prompt", "out_len", "group", "prefix_len", "info", "target", "done", "hit",
                  "generated", "first_t", "admit_t", "join_step", "gen_at_join", "ctx_at_join", "finish_step",
-                 "order", "reserved", "holds_ref", "swapped", "preemptions", "replica", "cache_group")
+                 "order", "reserved", "holds_ref", "swapped", "preemptions", "replica", "cache_group", "tokens")
 
     def __init__(self, rid: int, arrival: float, prompt: int, out_len: int, group: int = -1, prefix_len: int = 0,
                  info: object = None, cache_group: int = -1) -> None:
         self.rid, self.arrival, self.prompt, self.out_len = rid, arrival, prompt, max(out_len, 1)
+        self.tokens = self.out_len   # tokens the user receives; out_len counts the steps that emit them
         self.group, self.prefix_len, self.info = group, prefix_len, info
         self.target = prompt      # tokens that must be in KV before decoding (prompt, or prompt + output on recompute)
         self.done = 0             # of those, tokens in KV (computed or cached)

@@ -67,7 +67,7 @@ def engine_config(model: ModelSpec, chip: Chip, dep: Deployment, preemption: str
     return EngineConfig(kv_tokens=kv, max_batch=dep.batch_limit, token_budget=dep.token_budget,
                         reserve_full=bool(preset["reserve_full_sequence"]), preemption=preemption,
                         prefix_caching=prefix_caching, kv_bytes_per_token=model.kv_bytes_per_token(dep.kv_precision),
-                        host_bw=chip.host_bw * dep.devices)
+                        host_bw=chip.host_bw * dep.devices, accept=dep.accept)
 
 
 def kv_transfer_time(model: ModelSpec, chip: Chip, dep: Deployment, params: EffParams) -> Callable[[int], float]:
@@ -104,7 +104,7 @@ class _Recorder:
             return
         cls, session, turn = seq.info  # type: ignore[misc]
         self.rows.append((seq.rid, cls, session, turn, seq.replica, seq.arrival, seq.admit_t, seq.first_t, now,
-                          seq.prompt, seq.out_len, seq.hit, seq.preemptions))
+                          seq.prompt, seq.tokens, seq.hit, seq.preemptions))
         if len(self.rows) >= _FLUSH:
             self.flush()
 
@@ -230,7 +230,8 @@ def _summarise(rec: _Recorder, steps: _StepLog, cluster: Cluster, cfg: EngineCon
     window = cluster.last_arrival - cluster.first_arrival
     # open-loop streams: tokens generated while requests were still arriving, over that window (the
     # steady-state throughput a long benchmark reports, free of the final drain)
-    steady = cluster.tokens_at_last_arrival / window if window > 0 else total.output_tokens / span
+    steady = (cluster.tokens_at_last_arrival * cfg.accept / window if window > 0
+              else total.output_tokens / span)
     m: dict[str, Any] = {
         "requests": total.requests,
         "rejected": rec.rejected,

@@ -1,0 +1,21 @@
+"""What a published row says about its deployment in its engine tag and note."""
+
+from tokenfab.query_hints import read_hints
+
+
+def test_pd_layout_from_engine_tag():
+    h = read_hints("dynamo-sglang-0.5.8-pd-1xTP4+2xTP4", None)
+    assert (h.pd.prefill_replicas, h.pd.prefill_width, h.pd.decode_replicas, h.pd.decode_width) == (1, 4, 2, 4)
+    assert read_hints("sglang-0.5.2", None).pd is None
+
+
+def test_phase_mtp_acceptance_and_overlap_from_notes():
+    h = read_hints("sglang-2025-07", "Case study: MTP on: 3-token window, topk=1; average acceptance length 2.18; "
+                   "decode-only test")
+    assert h.phase == "decode" and h.mtp == 2 and h.accept == 2.18
+    h = read_hints("sglang-pd-ep", "Prefill-only test on 4 nodes (DeepEP normal dispatch, two-batch overlap)")
+    assert h.phase == "prefill" and h.overlap and h.mtp is None
+    assert read_hints("trtllm-pytorch", "--tp 8 --ep 8 with enable_attention_dp (attention DP8), no MTP").attn_dp == 8
+    assert read_hints("x", "no MTP").mtp == 0
+    assert not read_hints("vllm-rocm", "EP16 decode; no dual-batch overlap yet").overlap
+    assert read_hints("vllm", "Moreh vLLM, enforce-eager").eager
