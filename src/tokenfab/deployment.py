@@ -55,8 +55,10 @@ class Deployment:
       chips; the data convention for it is `tp=1, ep=N, replicas=1`.
     `redundant_experts` extra expert copies per EP group balance hot experts (EPLB) at the price of memory.
     `mtp` draft tokens are verified per decode step and `accept` tokens (bonus included) emitted on average.
-    `overlap`: the engine splits each step into two micro-batches so one's all-to-all runs under the other's
-    compute (DeepSeek's dual micro-batch overlap, SGLang's two-batch overlap); off unless the engine says so.
+    `overlap`: the all-to-all runs under compute; off unless the engine says so. With `micro_batches = 2`
+    (DeepSeek's dual micro-batch overlap, SGLang's two-batch overlap) the step is split in two halves, one's
+    all-to-all under the other's compute, each half reading the weights again; SGLang's single-batch overlap
+    hides it inside one batch (`micro_batches = 1`).
     """
 
     tp: int = 1
@@ -71,7 +73,8 @@ class Deployment:
     mtp: int = 0
     accept: float = 1.0
     redundant_experts: int = 0
-    overlap: bool = False      # micro-batch overlap hides the MoE all-to-all behind compute
+    overlap: bool = False      # the MoE all-to-all runs under compute (two-batch or single-batch overlap)
+    micro_batches: int = 1     # two-batch overlap splits each step in two, each running every layer
     cuda_graphs: bool = True   # False: every kernel launched from the host (vLLM --enforce-eager)
 
     @property
@@ -136,6 +139,8 @@ class Deployment:
                 raise DeploymentError(f"ep = {self.ep} and tp = {self.tp}: one must be a multiple of the other")
         if not isinstance(self.redundant_experts, int) or self.redundant_experts < 0:
             raise DeploymentError(f"redundant_experts = {self.redundant_experts!r}: a non-negative integer is required")
+        if self.micro_batches not in (1, 2):
+            raise DeploymentError(f"micro_batches = {self.micro_batches!r}: allowed 1 or 2")
         self._check_speculation(model)
         for name in ("weight_precision", "act_precision", "kv_precision"):
             value = getattr(self, name)

@@ -144,7 +144,8 @@ def query_deployment(q: Query, model: ModelSpec, chip: Chip) -> Deployment:
         engine = f"{engine} (pytorch backend)"
     dep = Deployment(tp=tp, pp=pp, ep=ep, weight_precision=precision, act_precision=act, kv_precision=kv,
                      engine=engine, max_batch=q.max_batch, mtp=mtp, accept=accept,
-                     redundant_experts=redundant, overlap=hints.overlap, cuda_graphs=not hints.eager)
+                     redundant_experts=redundant, overlap=hints.overlap, cuda_graphs=not hints.eager,
+                     micro_batches=hints.micro_batches if hints.overlap else 1)
     try:
         dep.check(model, chip)
     except (DeploymentError, ValueError) as err:

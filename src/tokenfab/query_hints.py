@@ -46,9 +46,10 @@ class Hints:
     accept: float | None = None     # published acceptance length
     pd: PDLayout | None = None
     attn_dp: int | None = None      # attention data-parallel size stated in the note ("attention DP8")
-    overlap: bool = False           # micro-batch overlap of the all-to-all ("two-batch overlap")
+    overlap: bool = False           # the all-to-all overlapped with compute ("two-batch overlap")
     eager: bool = False             # kernels launched one by one from the host (vLLM --enforce-eager)
     pytorch_backend: bool = False   # TensorRT-LLM's PyTorch backend named in the note
+    micro_batches: int = 1          # 2 for two-/dual-batch overlap, 1 for single-batch overlap
 
 
 def pd_layout(engine: str) -> PDLayout | None:
@@ -86,4 +87,5 @@ def read_hints(engine: str, note: str | None) -> Hints:
     return Hints(phase, mtp, float(acc.group(1)) if acc else None, pd, int(dp.group(1)) if dp else None,
                  bool(_OVERLAP.search(text)) and not re.search(r"no (?:dual|two)[- ]batch overlap", text, re.I),
                  bool(re.search(r"enforce[-_ ]eager", text, re.I)),
-                 bool(re.search(r"pytorch backend", text, re.I)))
+                 bool(re.search(r"pytorch backend", text, re.I)),
+                 2 if re.search(r"(?<!no )(?:two|dual)[- ](?:micro-)?batch overlap", text, re.I) else 1)

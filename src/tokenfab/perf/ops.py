@@ -75,21 +75,31 @@ def ep_imbalance(mean_rows: np.ndarray, ranks: int) -> np.ndarray:
     return 1.0 + np.sqrt(2.0 * np.log(ranks) / m) * np.sqrt(1.0 - 1.0 / ranks)
 
 
-def a2a_bytes(model: ModelSpec, chip: Chip, dep: Deployment, tokens: np.ndarray,
-              act_bytes: float) -> tuple[np.ndarray, np.ndarray]:
-    """Bytes one device sends per MoE layer in dispatch + combine, inside and across its scale-up domain.
+def a2a_bytes(model: ModelSpec, chip: Chip, dep: Deployment, tokens: np.ndarray, act_bytes: float,
+              decode_only: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Bytes one device sends in each all-to-all of an MoE layer (the mean of its dispatch and its combine),
+    inside and across its scale-up domain.
 
-    Each chip scatters 1/width of the stage's tokens. A token goes once to every distinct chip that holds
-    one of its top-k experts (P(chip hit) = 1 - (1 - 1/ep)^k); across domains it goes once per distinct
-    remote domain and is forwarded inside it (DeepEP's NVLink forwarding, node-limited routing). Dispatch
-    carries `act_bytes` per element (FP8 in DeepEP), combine 16-bit.
+    Each chip scatters 1/width of the stage's tokens; dispatch carries `act_bytes` per element (FP8 in
+    DeepEP), combine 16-bit. Two modes, as DeepEP runs them (github.com/deepseek-ai/DeepEP):
+    - normal (steps with prompt work): a token goes once to every distinct chip of its domain that holds one
+      of its top-k experts (P(chip hit) = 1 - (1 - 1/ep)^k), and once to every distinct remote domain, where
+      NVLink forwards it (node-limited routing);
+    - low latency (decode-only steps): one copy per selected expert, no de-duplication, straight to the
+      expert's chip; the README's figures (128 tokens, hidden 7168, top-8: 173 us dispatch at EP64, ~43 GB/s
+      of RDMA) are that volume at the NIC's rate.
     """
     ep, k = dep.ep, model.top_k
     group = max(min(chip.scaleup_domain, ep), 1)
     domains = ep / group
-    per_chip = tokens / dep.width * model.hidden * (act_bytes + ACTIVATION_BYTES)
+    per_chip = tokens / dep.width * model.hidden * (act_bytes + ACTIVATION_BYTES) / 2.0
     intra = per_chip * (group - 1) * (1.0 - (1.0 - 1.0 / ep) ** k)
     inter = per_chip * (domains - 1) * (1.0 - (1.0 - 1.0 / domains) ** k) if domains > 1 else np.zeros_like(tokens)
+    if decode_only is not None:
+        ll_intra = per_chip * k * (group - 1) / ep
+        ll_inter = per_chip * k * (ep - group) / ep
+        intra = np.where(decode_only, ll_intra, intra)
+        inter = np.where(decode_only, ll_inter, inter)
     return intra, inter
 
 
@@ -117,13 +127,15 @@ def build_ops(model: ModelSpec, chip: Chip, dep: Deployment, steps: StepShapes) 
     layers_dev = model.layers / dep.pp
 
     cols: list[tuple[str, int, bool, float, np.ndarray, np.ndarray, np.ndarray]] = []
+    # micro-batch overlap runs every layer twice, once per half batch: weights are read twice, GEMMs are half as tall
+    micro = float(dep.micro_batches)
 
     def gemm(name: str, weights: float, m: np.ndarray, layers: float, out_cols: float) -> None:
         """A weight GEMM of `weights` elements per device with M = m rows, over `layers` layers."""
         flops = 2.0 * m * weights * layers
         k_in = weights / max(out_cols, 1.0)
-        byts = (weights * wbytes + m * (k_in + out_cols) * abytes) * layers
-        cols.append((name, GEMM, lowp, gemm_peak, flops, byts, m))
+        byts = (weights * wbytes * micro + m * (k_in + out_cols) * abytes) * layers
+        cols.append((name, GEMM, lowp, gemm_peak, flops, byts, m / micro))
 
     zeros = np.zeros(S)
     attn_w = model.attn_params / tp
@@ -138,12 +150,12 @@ def build_ops(model: ModelSpec, chip: Chip, dep: Deployment, steps: StepShapes) 
     if dense_layers:
         gemm("mlp", model.dense_mlp_params / tp, tok_attn, dense_layers, model.intermediate / tp)
     if moe_layers:
-        hits = _expert_hits(model.experts, model.top_k, tokens)
-        rows = tokens * model.top_k / np.maximum(hits, 1e-9)
+        hits = _expert_hits(model.experts, model.top_k, tokens / micro)
+        rows = tokens / micro * model.top_k / np.maximum(hits, 1e-9)
         # this chip holds 1/ep of the experts, split moe_tp ways; the busiest chip sets the pace
         routed = tokens * model.top_k / dep.ep
         busiest = routed * ep_imbalance(routed, dep.ep)
-        weights_hit = hits / dep.ep * model.expert_params / dep.moe_tp
+        weights_hit = micro * hits / dep.ep * model.expert_params / dep.moe_tp
         flops = 2.0 * busiest * model.expert_params / dep.moe_tp * moe_layers
         byts = (weights_hit * wbytes + 2 * busiest * model.hidden * abytes) * moe_layers
         cols.append(("experts", GEMM, lowp, gemm_peak, flops, byts, rows))
@@ -187,8 +199,8 @@ def build_ops(model: ModelSpec, chip: Chip, dep: Deployment, steps: StepShapes) 
         byts = (draft_w * wbytes + draft_rows * 2 * model.hidden * abytes) * d / dep.pp
         cols.append(("mtp_draft", GEMM, lowp, gemm_peak, flops, byts, draft_rows))
 
-    a2a = (a2a_bytes(model, chip, dep, tokens, min(PRECISION_BYTES[dep.act_precision], abytes)) if dep.all_to_all
-           else (zeros, zeros))
+    a2a = (a2a_bytes(model, chip, dep, tokens, min(PRECISION_BYTES[dep.act_precision], abytes),
+                     decode_only=steps.prefill_tokens <= 0) if dep.all_to_all else (zeros, zeros))
     names = tuple(c[0] for c in cols)
     return OpTable(
         flops=np.stack([c[4] for c in cols], axis=1),
