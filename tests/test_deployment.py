@@ -14,6 +14,9 @@ def test_engine_family_mapping():
     assert engine_family("moreh-vllm-0.11.0rc2") == "vllm-v1"
     assert engine_family("vllm (recipe; version not stated)") == "vllm-v1"
     assert engine_family("dynamo-sglang-0.5.8-pd-1xTP4+2xTP4") == "sglang"
+    assert engine_family("trtllm-pytorch (2025 DeepSeek-R1 guide)") == "trtllm-pytorch"
+    assert engine_family("trtllm-1.1") == "trtllm-pytorch"
+    assert engine_family("pytorch-2.11.0-cudagraph") == "trtllm"   # our own torch runs are not TensorRT-LLM
     assert engine_family(None) == "trtllm"
 
 

@@ -37,8 +37,8 @@ def engine_family(engine: str | None) -> str:
         return "tgi"
     if tag.startswith(("trtllm-0.5", "trtllm-0.6")):
         return "trtllm-legacy"
-    if "pytorch" in tag or re.match(r"trtllm-[1-9]\d*\.", tag):   # PyTorch is the default backend from 1.0
-        return "trtllm-pytorch"
+    if "trtllm" in tag and ("pytorch" in tag or re.search(r"trtllm-[1-9]\d*\.", tag)):
+        return "trtllm-pytorch"   # TensorRT-LLM's PyTorch backend, the default from 1.0
     return "trtllm"
 
 

@@ -357,12 +357,77 @@ def _hourly(srv: Serving, price: Num, d: Draws, utilisation: float) -> Num:
     return hourly_cost(price, chip_tdp(srv.chip, d), busy, d, utilisation, price_basis(srv.chip).includes).total
 
 
+# ---- a custom chip bought through a design partner (or built in-house), and time -------------------------
+
+PARTNERS = ("broadcom-style", "in-house")
+
+
+@dataclass(frozen=True)
+class CustomTerms:
+    """How a custom chip is bought. `broadcom-style`: a design partner sells each packaged chip at its manufacturing
+    cost x (1 + margin / (1 - margin)) (`partner_gross_margin`) and funds `partner_nre_share` of the hardware NRE
+    itself; `in-house`: the buyer pays the manufacturing cost and all of the NRE. Either way the buyer pays the
+    software (`software_nre_usd` once, `software_run_usd_per_year` every year), gets `software_maturity` of the
+    efficiency a mature stack would reach, and a generation g > 1 pays (1 - `nre_reuse_per_generation`)^(g-1) of
+    the first generation's NRE. A tape-out slip costs a respin's mask set and the software team's slipped months."""
+
+    partner: str = "broadcom-style"
+    generation: int = 1
+    slip_months: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.partner not in PARTNERS:
+            raise EconomicsError(f"custom.partner {self.partner!r}: allowed {', '.join(PARTNERS)}")
+        if self.generation < 1:
+            raise EconomicsError(f"custom.generation {self.generation!r}: a generation is 1 or more")
+        if self.slip_months < 0:
+            raise EconomicsError(f"tape-out slip {self.slip_months!r} months: 0 or more")
+
+
+def partner_unit_price(unit_cost: Num, d: Draws, terms: CustomTerms = CustomTerms()) -> Num:
+    """What the buyer pays per packaged chip: the manufacturing cost, plus the partner's gross margin on its price."""
+    if terms.partner == "in-house":
+        return unit_cost
+    return unit_cost / (1.0 - d("partner_gross_margin"))
+
+
+def buyer_nre(hardware_nre: Num, mask_set_usd: Num, d: Draws, terms: CustomTerms = CustomTerms()) -> Num:
+    """The buyer's one-off cost: its share of the hardware NRE plus the software NRE (less what a later generation
+    reuses), plus, after a tape-out slip, a respin's mask set and the software team's run cost for the slip."""
+    share = 1.0 if terms.partner == "in-house" else 1.0 - d("partner_nre_share")
+    one_off = hardware_nre * share + d("software_nre_usd")
+    if terms.generation > 1:
+        one_off = one_off * (1.0 - d("nre_reuse_per_generation")) ** (terms.generation - 1)
+    if terms.slip_months > 0:
+        one_off = one_off + mask_set_usd + d("software_run_usd_per_year") * terms.slip_months / 12.0
+    return one_off
+
+
+def software_run_usd_per_hour(d: Draws) -> Num:
+    """The yearly software cost (compiler, kernels, runtime, people) per hour."""
+    return d("software_run_usd_per_year") / HOURS_PER_YEAR
+
+
+def software_maturity(d: Draws, generation: int = 1) -> Num:
+    """Share of a mature stack's efficiency the custom chip's software reaches at this generation (< 1, rising)."""
+    first = d("software_maturity_first_gen")
+    if generation <= 1:
+        return first
+    return 1.0 - (1.0 - first) * (1.0 - d("software_maturity_gap_closed_per_generation")) ** (generation - 1)
+
+
+def price_decline(d: Draws, years: Num) -> Num:
+    """Multiplier on a catalog price `years` after its price date (`accelerator_price_decline_per_year`)."""
+    return (1.0 - d("accelerator_price_decline_per_year")) ** np.maximum(years, 0.0)
+
+
 def band(x: Num) -> tuple[float, float, float]:
     """P10, P50, P90 (inf-safe)."""
     return percentiles(x)
 
 
-__all__ = ["DEFAULT_SAMPLES", "DEFAULT_UTILISATION", "SYSTEM_PARTS", "BreakEven", "EconomicsError", "Hourly",
-           "PriceBasis", "Serving", "TokenCost", "accelerator_price", "annuity", "band", "break_even", "chip_tdp",
-           "hourly_cost", "implied_purchase_price", "price_basis", "price_range", "rental_rate", "serving",
-           "system_capex", "token_cost"]
+__all__ = ["DEFAULT_SAMPLES", "DEFAULT_UTILISATION", "PARTNERS", "SYSTEM_PARTS", "BreakEven", "CustomTerms",
+           "EconomicsError", "Hourly", "PriceBasis", "Serving", "TokenCost", "accelerator_price", "annuity", "band",
+           "break_even", "buyer_nre", "chip_tdp", "hourly_cost", "implied_purchase_price", "partner_unit_price",
+           "price_basis", "price_decline", "price_range", "rental_rate", "serving", "software_maturity",
+           "software_run_usd_per_hour", "system_capex", "token_cost"]

@@ -10,13 +10,15 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from tokenfab import catalog
 from tokenfab import workload as W
@@ -28,6 +30,7 @@ DEFAULT_PATH = Path(str(catalog.DATA)) / "design_default.yaml"
 CHIP_AXES = ("cores", "clock_ghz", "memory", "sram_shared_mb", "scaleup_links", "scaleup_domain", "scaleout_gbps")
 DEP_AXES = ("tp", "pp", "weight_precision", "kv_precision", "max_batch", "chunk_tokens", "disaggregated")
 LENGTH_SAMPLE = 20000
+_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 
 
 class DesignInputError(ValueError):
@@ -67,6 +70,60 @@ def parse_memory(spec: str) -> tuple[str, int, float]:
     if out[0] not in MEMORY_TYPES or out[0] == "none":
         _fail(f"space.memory type {out[0]!r}: allowed {', '.join(m for m in MEMORY_TYPES if m != 'none')}")
     return out
+
+
+def month_index(text: str) -> int:
+    """'2026-12' -> months since year 0 (differences are month counts); ValueError if not YYYY-MM."""
+    m = _MONTH.match(str(text))
+    if not m or not 1 <= int(m.group(2)) <= 12:
+        raise ValueError(f"{text!r}: a month is written YYYY-MM (e.g. 2026-12)")
+    return int(m.group(1)) * 12 + int(m.group(2)) - 1
+
+
+def month_label(index: int) -> str:
+    return f"{index // 12:04d}-{index % 12 + 1:02d}"
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CustomSpec(_Spec):
+    """How the custom chip is bought and when it arrives (a problem's `custom:`). The partner's margin and NRE share,
+    the software costs and maturity, NRE reuse and the tape-out-to-delivery time are catalog constants
+    (silicon.yaml), drawn by the Monte Carlo; here are the choices."""
+
+    partner: Literal["broadcom-style", "in-house"] = "broadcom-style"
+    partner_name: str | None = None          # documentation, e.g. "Broadcom"
+    generation: int = Field(default=1, ge=1, le=6)
+    tapeout: str | None = None               # YYYY-MM; first delivery = tapeout + tapeout_to_delivery_months
+    first_delivery: str | None = None        # YYYY-MM; overrides tapeout + the catalog's delay
+    catalog_price_date: str = "2026-04"      # when the catalog's prices were read
+    source: str | None = None
+    note: str | None = None
+
+    @field_validator("tapeout", "first_delivery", "catalog_price_date")
+    @classmethod
+    def _month(cls, v: str | None) -> str | None:
+        if v is not None:
+            month_index(v)
+        return v
+
+
+class ScenarioSpec(_Spec):
+    """The two stress scenarios the answer reports (None: the catalog constant's value)."""
+
+    supply_shock_price_premium: float | None = Field(default=None, ge=0, le=5)
+    tapeout_slip_months: float | None = Field(default=None, ge=0, le=60)
+
+
+def _spec_error(section: str, err: ValidationError) -> DesignInputError:
+    e = err.errors()[0]
+    loc = ".".join(str(p) for p in (section, *e["loc"]))
+    if e["type"] == "extra_forbidden":
+        return DesignInputError(f"{loc}: unknown field")
+    msg = str(e["msg"]).removeprefix("Value error, ")
+    return DesignInputError(f"{loc} = {e.get('input')!r}: {msg}")
 
 
 @dataclass
@@ -127,6 +184,14 @@ class DesignProblem:
         demand = r.get("demand_output_tokens_per_day")
         if not isinstance(demand, int | float) or not np.isfinite(demand) or demand <= 0:
             _fail(f"demand_output_tokens_per_day = {demand!r}: a positive number of output tokens per day")
+        rng = r.get("demand_range_output_tokens_per_day")
+        if rng is not None and not (isinstance(rng, list) and len(rng) == 2
+                                    and all(isinstance(v, int | float) and np.isfinite(v) for v in rng)
+                                    and 0 < rng[0] <= demand <= rng[1]):
+            _fail(f"demand_range_output_tokens_per_day = {rng!r}: [low, high] with 0 < low <= "
+                  f"demand_output_tokens_per_day <= high")
+        self.custom_spec  # noqa: B018  (validates custom:)
+        self.scenario_spec  # noqa: B018  (validates scenarios:)
         util = r.get("utilisation", 0.7)
         if not isinstance(util, int | float) or not 0 < util <= 1:
             _fail(f"utilisation = {util!r}: allowed 0 < u <= 1")
@@ -175,6 +240,55 @@ class DesignProblem:
     def demand(self) -> float:
         """Output tokens per day over the whole mix."""
         return float(self.raw["demand_output_tokens_per_day"])
+
+    @property
+    def demand_range(self) -> tuple[float, float]:
+        """Low and high output tokens/day around the demand (the demand itself where no range is given)."""
+        rng = self.raw.get("demand_range_output_tokens_per_day") or [self.demand, self.demand]
+        return float(rng[0]), float(rng[1])
+
+    @cached_property
+    def custom_spec(self) -> CustomSpec:
+        raw = self.raw.get("custom") or {}
+        if not isinstance(raw, dict):
+            _fail("custom: a mapping (partner, generation, tapeout, first_delivery, catalog_price_date)")
+        try:
+            return CustomSpec.model_validate(raw)
+        except ValidationError as err:
+            raise _spec_error("custom", err) from None
+
+    @cached_property
+    def scenario_spec(self) -> ScenarioSpec:
+        raw = self.raw.get("scenarios") or {}
+        if not isinstance(raw, dict):
+            _fail("scenarios: a mapping (supply_shock_price_premium, tapeout_slip_months)")
+        try:
+            return ScenarioSpec.model_validate(raw)
+        except ValidationError as err:
+            raise _spec_error("scenarios", err) from None
+
+    @property
+    def terms(self) -> Any:
+        """The custom chip's purchase terms (`economics.CustomTerms`) from `custom:`."""
+        from tokenfab.economics import CustomTerms
+        spec = self.custom_spec
+        return CustomTerms(spec.partner, spec.generation)
+
+    @property
+    def price_month(self) -> int:
+        return month_index(self.custom_spec.catalog_price_date)
+
+    def delivery_month(self, tapeout_to_delivery_months: float | None = None) -> int:
+        """First delivery of the custom chip: given, else tape-out plus the catalog's delay, else the price date."""
+        spec = self.custom_spec
+        if spec.first_delivery:
+            return month_index(spec.first_delivery)
+        if spec.tapeout:
+            if tapeout_to_delivery_months is None:
+                from tokenfab.constants import get
+                tapeout_to_delivery_months = get("tapeout_to_delivery_months").value
+            return month_index(spec.tapeout) + int(round(tapeout_to_delivery_months))
+        return self.price_month
 
     @property
     def utilisation(self) -> float:

@@ -16,7 +16,7 @@ import numpy as np
 from tokenfab.constants import Draws
 from tokenfab.deployment import Deployment, DeploymentError, kv_capacity_tokens
 from tokenfab.economics import HOURS_PER_YEAR, annuity, hourly_cost
-from tokenfab.search.chips import Candidate
+from tokenfab.search.chips import Candidate, fixed_per_hour
 from tokenfab.search.fluid import INFEASIBLE, Mix, screen_layout
 from tokenfab.search.problem import ClassStats, DesignProblem
 from tokenfab.serve.simulate import kv_transfer_time
@@ -147,7 +147,10 @@ def binding(points: list[ClassPoints]) -> str | None:
 def evaluate(problem: DesignProblem, cand: Candidate) -> dict[str, Any]:
     """One stored row: the chip, its best deployment per class per speed tier, $/Mtok, speed, tokens/J."""
     row: dict[str, Any] = {"key": cand.key, "label": cand.label, "custom": cand.custom, "unit_usd": cand.unit_usd,
-                           "nre_usd": cand.nre_usd, "tdp_w": cand.tdp_w, "axes": cand.axes or None}
+                           "nre_usd": cand.nre_usd, "tdp_w": cand.tdp_w, "axes": cand.axes or None,
+                           "mfg_usd": cand.mfg_usd, "run_usd_per_year": cand.run_usd_h * HOURS_PER_YEAR,
+                           "maturity": cand.maturity, "family": cand.family, "availability": cand.availability,
+                           "available": cand.available, "buyable": cand.buyable}
     empty = {"feasible": False, "usd_per_mtok": None, "user_tps": None, "tokens_per_j": None, "screened": 0,
              "tiers": [], "classes": []}
     if cand.infeasible or cand.chip is None:
@@ -159,7 +162,7 @@ def evaluate(problem: DesignProblem, cand: Candidate) -> dict[str, Any]:
     if reason:
         return {**row, **empty, "screened": row["screened"], "reason": reason}
     total_tps = sum(demand.values())
-    nre_h = nre_per_hour(cand.nre_usd) if cand.custom else 0.0
+    nre_h = fixed_per_hour(cand)
     tiers = []
     for floor in SPEED_TIERS:
         picks = []

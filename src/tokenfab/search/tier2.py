@@ -18,9 +18,9 @@ from scipy.stats import spearmanr
 
 from tokenfab import workload as W
 from tokenfab.deployment import Deployment
-from tokenfab.search.chips import Candidate
+from tokenfab.search.chips import Candidate, fixed_per_hour
 from tokenfab.search.problem import DesignProblem
-from tokenfab.search.screen import fleet_cost, nre_per_hour
+from tokenfab.search.screen import fleet_cost
 from tokenfab.serve.cluster import Pools
 from tokenfab.serve.simulate import ClassInfo, simulate
 
@@ -106,7 +106,7 @@ def simulate_candidate(problem: DesignProblem, cand: Candidate, row: dict[str, A
                        requests: int = SIM_REQUESTS) -> dict[str, Any]:
     """The candidate's $/Mtok with every class's capacity measured by the simulator."""
     total_tps = sum(p["demand_tps"] for p in row["classes"])
-    usd_h = nre_per_hour(cand.nre_usd) if cand.custom else 0.0
+    usd_h = fixed_per_hour(cand)
     caps = []
     for pick in row["classes"]:
         cap = class_capacity(problem, cand, pick, seed, requests)
