@@ -167,6 +167,27 @@ class Deployment:
                                   f"with mtp = {self.mtp}")
 
 
+def design_layout(model: ModelSpec, tp: int, pp: int, ep: int, weight_precision: str, kv_precision: str,
+                  mtp: int = 0, **limits: Any) -> Deployment:
+    """The deployment a design point names: 4-bit weights run with FP8 activations, MTP at the published
+    acceptance of the model's family, wide EP (ep > tp) filled with redundant experts up to a multiple of ep
+    (EPLB) and its all-to-all overlapped with compute inside each batch (single-batch overlap)."""
+    from tokenfab.speculation import default_acceptance
+
+    act = weight_precision if PRECISION_BYTES[weight_precision] >= 1 else "fp8"
+    wide = ep > tp and model.is_moe
+    redundant = (-(-model.experts // ep) * ep - model.experts) if wide else 0
+    return Deployment(tp=tp, pp=pp, ep=ep, weight_precision=weight_precision, act_precision=act,
+                      kv_precision=kv_precision, mtp=mtp, accept=default_acceptance(model.name, mtp),
+                      redundant_experts=redundant, overlap=wide, **limits)
+
+
+def layout_dict(dep: Deployment) -> dict[str, Any]:
+    """The search axes of a deployment, as stored with a design point."""
+    return {"tp": dep.tp, "pp": dep.pp, "ep": dep.ep, "mtp": dep.mtp, "weight_precision": dep.weight_precision,
+            "kv_precision": dep.kv_precision}
+
+
 def weight_bytes_per_device(model: ModelSpec, dep: Deployment) -> float:
     """Weights one chip holds.
 

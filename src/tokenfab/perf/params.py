@@ -34,6 +34,7 @@ class EffParams:
     t_step: float = 4.0e-4        # fixed cost per engine step: scheduling, sampling, host sync (s)
     t_layer: float = 1.5e-5       # per-layer kernel launch and tail cost (s)
     t_moe_layer: float = 1.0e-6   # extra per MoE layer: routing top-k, token permutation, grouped-GEMM set-up (s)
+    moe_m_half: float = 16.0      # rows per expert at which grouped-GEMM shape efficiency halves (swap-AB kernels)
     t_kernel: float = 8.0e-6      # one stand-alone kernel timed from the host (microbenchmarks, s)
     legacy_scale: float = 1.0     # time multiplier for static-batching engines of 2023 (TRT-LLM 0.5/0.6)
     legacy_gqa_reread: float = 0.3  # those engines' decode attention re-reads KV per query head of a GQA group
@@ -59,7 +60,7 @@ FAMILY_PARAMS = ("gemm_eff", "engine_gemm_ratio", "lowp_ratio", "mem_eff", "kv_m
 GLOBAL_PARAMS = ("gemm_m_half", "roof_q", "mem_latency", "t_kernel", "legacy_scale", "legacy_gqa_reread", "vllm_scale",
                  "moe_eff", "elem_scale", "legacy_layer_ratio")
 # Parameters only large-MoE serving constrains: fitted after the rest, on the MoE rows (calibrate.moe_fit).
-MOE_STAGE_PARAMS = ("sglang_scale", "trtllm_pytorch_scale", "t_moe_layer")
+MOE_STAGE_PARAMS = ("sglang_scale", "trtllm_pytorch_scale", "t_moe_layer", "moe_m_half")
 SCALAR_PARAMS = tuple(f.name for f in fields(EffParams)
                       if f.name not in ("comm_alpha", "comm_eff", "time_scale", *MOE_STAGE_PARAMS))
 assert set(FAMILY_PARAMS) | set(GLOBAL_PARAMS) == set(SCALAR_PARAMS)

@@ -53,7 +53,9 @@ def op_times(table: OpTable, chip: Chip, params: EffParams, engine: str = "trtll
     kind = table.kind
     # Engines run autotuned (split-K / stream-K) GEMM kernels that avoid the wave tails of a stand-alone
     # library call, so their small-M loss is the smooth rows/(rows + m_half) curve, not tile quantisation.
-    shape_eff = np.where(table.gemm_m > 0, table.gemm_m / (table.gemm_m + params.gemm_m_half), 1.0)
+    # grouped expert GEMMs (DeepGEMM, CUTLASS grouped, swap-AB for few rows per expert) have their own half-point
+    m_half = np.where(table.expert, params.moe_m_half, params.gemm_m_half)
+    shape_eff = np.where(table.gemm_m > 0, table.gemm_m / (table.gemm_m + m_half), 1.0)
     gemm_eff = (params.gemm_eff * params.engine_gemm_ratio * np.where(table.lowp, params.lowp_ratio, 1.0)
                 * np.where(table.expert, params.moe_eff, 1.0))
     eff_c = np.where(kind == GEMM, gemm_eff * shape_eff, params.attn_eff)

@@ -92,10 +92,12 @@ def screen_layout(model: ModelSpec, chip: Chip, dep: Deployment, params: EffPara
                   kv_transfer_s: float = 0.0) -> LayoutResult:
     """Capacity under SLO of one layout for every batch limit x chunk size x (unified, P/D)."""
     kv = kv_capacity_tokens(model, chip, dep) if kv_tokens is None else kv_tokens
-    B = B_GRID
+    B = B_GRID * dep.attn_dp                  # each attention data-parallel group carries its own batch
     G, nT = B.size, chunks.size
     isl, osl = mix.isl, mix.osl
-    r = B / (osl - 1.0)                       # requests entering (and leaving) per step
+    a = dep.accept                            # tokens a decode step emits per sequence (speculative decoding)
+    steps_out = (osl - 1.0) / a               # decode steps a request spends
+    r = B / steps_out                         # requests entering (and leaving) per step
     p = r * isl                               # prompt tokens per step
     # mean causal span of a prompt token: a token is more likely to sit in a long prompt (length-biased)
     span = mix.isl_resid + 0.5
@@ -126,7 +128,7 @@ def screen_layout(model: ModelSpec, chip: Chip, dep: Deployment, params: EffPara
     nB = batch_limits.size
     # slots: decoding plus prefilling sequences, with square-root headroom for arrival fluctuations
     # (a full batch makes arrivals queue for a slot, and TTFT explodes)
-    occupancy = B * (1.0 + np.ceil(isl / np.max(chunks)) / (osl - 1.0))
+    occupancy = B * (1.0 + np.ceil(isl / np.max(chunks)) / steps_out)
     lim_ok = (occupancy + mix.z * np.sqrt(occupancy))[None, :] <= batch_limits[:, None]     # (nB, G)
 
     # ---- unified replicas (chunked prefill mixed with decode) -------------------------------------
@@ -137,7 +139,7 @@ def screen_layout(model: ModelSpec, chip: Chip, dep: Deployment, params: EffPara
         # the batch itself fluctuates (Poisson-like): the tail request decodes beside B + z*sqrt(B) others
         b_hi = B + mix.z * np.sqrt(B)
         t0_hi = np.interp(b_hi, B, t0)
-        tpot_tail = t0_hi[:, None] + (tc - t0[:, None]) * share
+        tpot_tail = (t0_hi[:, None] + (tc - t0[:, None]) * share) / a
         resid = mix.isl_resid / chunk_tok * tc
         wait = resid * np.maximum(np.log(rho / mix.tail), 0.0) / (1.0 - rho)
         s_tail = np.ceil(mix.isl_tail[None, None, :] / chunk_tok[:, :, None]) * tc[:, :, None]   # (G, nT, C)
@@ -163,11 +165,11 @@ def screen_layout(model: ModelSpec, chip: Chip, dep: Deployment, params: EffPara
     first = np.where(ok_r.any(axis=1), ok_r.argmax(axis=1), -1)                               # best (largest) rho
     rho_pd = np.where(first >= 0, PD_RHO[np.maximum(first, 0)], np.nan)
     ttft_pd = np.where(first >= 0, ttft_pd_all[np.arange(nT), np.maximum(first, 0)].max(axis=1), np.inf)
-    rate_d = B / ((osl - 1.0) * t0)                                 # requests/s through one decode replica
+    rate_d = B / (steps_out * t0)                                   # requests/s through one decode replica
     ratio = rate_d[:, None] / (mu[None, :] * rho_pd[None, :])       # (G, nT)
     x_pd = rate_d * osl
     power_pd = e0[:, None] / t0[:, None] + ratio * epf[None, :] / tpf[None, :] * rho_pd[None, :]
-    tpot_pd_ok = np.interp(B + mix.z * np.sqrt(B), B, t0) <= mix.tpot
+    tpot_pd_ok = np.interp(B + mix.z * np.sqrt(B), B, t0) / a <= mix.tpot
 
     # ---- pick the best B for every (batch limit, chunk, mode) -------------------------------------
     devices = float(dep.devices)
@@ -189,7 +191,7 @@ def screen_layout(model: ModelSpec, chip: Chip, dep: Deployment, params: EffPara
     full = (G, nT)
     tok = pick(np.broadcast_to(x_u[:, None], full), np.broadcast_to(x_pd[:, None], full))
     dev = pick(np.full(full, devices), devices * (1.0 + np.where(np.isfinite(ratio), ratio, 0.0)))
-    tpot = pick(np.broadcast_to(tmean[:, None], full), np.broadcast_to(t0[:, None], full))
+    tpot = pick(np.broadcast_to(tmean[:, None] / a, full), np.broadcast_to(t0[:, None] / a, full))
     ttft = pick(ttft_u, np.broadcast_to(ttft_pd[None, :], full))
     power = pick(np.broadcast_to(power_u[:, None], full), np.where(np.isfinite(power_pd), power_pd, 0.0))
     batch = pick(np.broadcast_to(B[:, None], full), np.broadcast_to(B[:, None], full))

@@ -14,13 +14,12 @@ from typing import Any
 import numpy as np
 
 from tokenfab.constants import Draws
-from tokenfab.deployment import Deployment, DeploymentError, kv_capacity_tokens
+from tokenfab.deployment import Deployment, DeploymentError, design_layout, kv_capacity_tokens, layout_dict
 from tokenfab.economics import HOURS_PER_YEAR, annuity, hourly_cost
 from tokenfab.search.chips import Candidate, fixed_per_hour
 from tokenfab.search.fluid import INFEASIBLE, Mix, screen_layout
 from tokenfab.search.problem import ClassStats, DesignProblem
 from tokenfab.serve.simulate import kv_transfer_time
-from tokenfab.units import PRECISION_BYTES
 
 # Extra per-user speed floors (output tokens/s per user) that trace the Pareto front's speed axis.
 SPEED_TIERS = (0.0, 40.0, 60.0, 100.0, 150.0)
@@ -57,11 +56,14 @@ def layouts(problem: DesignProblem, model_id: str, cand: Candidate) -> list[Depl
     chip = cand.chip
     assert chip is not None
     out = []
-    grid = itertools.product(problem.dep_values("tp"), problem.dep_values("pp"),
-                             problem.dep_values("weight_precision"), problem.dep_values("kv_precision"))
-    for tp, pp, wp, kvp in grid:
-        act = wp if PRECISION_BYTES[wp] >= 1 else "fp8"
-        dep = Deployment(tp=int(tp), pp=int(pp), weight_precision=wp, act_precision=act, kv_precision=kvp)
+    optional = problem.raw["deployment"]
+    grid = itertools.product(problem.dep_values("tp"), problem.dep_values("pp"), optional.get("ep", [1]),
+                             optional.get("mtp", [0]), problem.dep_values("weight_precision"),
+                             problem.dep_values("kv_precision"))
+    for tp, pp, ep, mtp, wp, kvp in grid:
+        if (int(ep) > 1 and not model.is_moe) or (int(mtp) and not model.mtp_layers):
+            continue
+        dep = design_layout(model, int(tp), int(pp), int(ep), wp, kvp, int(mtp))
         try:
             dep.check(model, chip)
         except (DeploymentError, ValueError):
@@ -106,7 +108,7 @@ def class_points(problem: DesignProblem, cand: Candidate, cls: ClassStats, deman
 
 
 def _dep_dict(dep: Deployment) -> dict[str, Any]:
-    return {"tp": dep.tp, "pp": dep.pp, "weight_precision": dep.weight_precision, "kv_precision": dep.kv_precision}
+    return layout_dict(dep)
 
 
 def fleet_cost(cand: Candidate, tps: np.ndarray, devices: np.ndarray, power: np.ndarray, demand_tps: float,

@@ -17,7 +17,7 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from tokenfab import workload as W
-from tokenfab.deployment import Deployment
+from tokenfab.deployment import design_layout
 from tokenfab.search.chips import Candidate, fixed_per_hour
 from tokenfab.search.problem import DesignProblem
 from tokenfab.search.screen import fleet_cost
@@ -55,10 +55,9 @@ def class_capacity(problem: DesignProblem, cand: Candidate, pick: dict[str, Any]
     request lifetimes, its warm-up unscored; log-bisection on the load to REL_TOL."""
     assert cand.chip is not None
     model = problem.models[pick["model"]]
-    wp = pick["weight_precision"]
-    dep = Deployment(tp=pick["tp"], pp=pick["pp"], weight_precision=wp, act_precision=wp if wp != "fp4" else "fp8",
-                     kv_precision=pick["kv_precision"], max_batch=pick["max_batch"],
-                     max_num_tokens=pick["chunk_tokens"])
+    dep = design_layout(model, pick["tp"], pick["pp"], pick.get("ep", 1), pick["weight_precision"],
+                        pick["kv_precision"], pick.get("mtp", 0), max_batch=pick["max_batch"],
+                        max_num_tokens=pick["chunk_tokens"])
     wl, info = _class_workload(problem, pick["class"])
     stats = next(c for c in problem.classes if c.name == pick["class"])
     osl = stats.osl_mean
