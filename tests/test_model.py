@@ -211,3 +211,13 @@ def test_shared_expert_with_its_own_width():
     assert (four.shared_experts, four.shared_expert_width) == (4, 16)
     assert four.total_params == wide.total_params and four.active_params == wide.active_params
     assert model_from_config(base).shared_experts == 0
+
+
+def test_mla_prefill_runs_the_expanded_form():
+    """DeepSeek-V3 decode attends in the 512+64 latent (absorbed), prefill in 192/128-wide heads: 3.4x fewer FLOPs
+    per pair for prompt tokens; dense GQA models are the same in both phases."""
+    ds = load_model("deepseek-v3")
+    assert ds.attn_flops_per_pair() == 2 * 128 * (2 * 512 + 64)
+    assert ds.attn_flops_per_pair_prefill() == 2 * 128 * (192 + 128)
+    llama = load_model("llama-3.1-8b")
+    assert llama.attn_flops_per_pair() == llama.attn_flops_per_pair_prefill()

@@ -184,9 +184,17 @@ class ModelSpec:
         return self.head_dim
 
     def attn_flops_per_pair(self) -> float:
-        """FLOPs of one (query token, key token) pair summed over heads of one layer: QK^T + PV."""
-        if self.is_mla:  # weight-absorbed MLA attends in the latent space
+        """FLOPs of one (query token, key token) pair summed over heads of one layer: QK^T + PV, as a decode
+        step runs them (MLA weight-absorbed: every head attends in the shared latent space)."""
+        if self.is_mla:
             return 2.0 * self.heads * (2 * self.mla_kv_rank + self.mla_rope_dim)
+        return 2.0 * self.heads * (self.head_dim + self.v_head_dim)
+
+    def attn_flops_per_pair_prefill(self) -> float:
+        """The same for prompt tokens. MLA prefill runs the expanded form (K and V decompressed per head,
+        192-wide QK and 128-wide PV for DeepSeek-V3), 3.4x fewer FLOPs per pair than the absorbed form: many
+        queries share each decompressed key (DeepSeek-V3 report, arXiv 2412.19437 §2.1.1; FlashMLA's
+        prefill kernels)."""
         return 2.0 * self.heads * (self.head_dim + self.v_head_dim)
 
     def flops_per_token(self, context: int) -> float:

@@ -61,3 +61,21 @@ def test_long_output_tails_fill_the_kv_cache_sooner():
     assert np.array_equal(flat.tokens_per_s, same.tokens_per_s)
     assert heavy.batch[0, 0, 0] < flat.batch[0, 0, 0]
     assert heavy.tokens_per_s[0, 0, 0] < flat.tokens_per_s[0, 0, 0]
+
+
+def test_mtp_and_wide_ep_in_the_screen():
+    """A reasoning class on DeepSeek-R1: MTP at a published acceptance lifts capacity under a tight TPOT SLO;
+    a wide-EP layout is screened over its per-rank batch grid (more sequences than one rank's grid)."""
+    from tokenfab.deployment import design_layout
+    ds, h200 = load_model("deepseek-r1"), load_chip("h200")
+    params = shipped_calibration().for_chip(h200)
+    mix = Mix.of([cls(tpot=0.03, ttft=5.0, isl=2000.0, osl=2000.0)])
+    bl, ch = np.array([256.0, 4096.0]), np.array([4096.0])
+    base = design_layout(ds, 8, 1, 1, "fp8", "fp8")
+    spec = design_layout(ds, 8, 1, 1, "fp8", "fp8", mtp=1)
+    wide = design_layout(ds, 1, 1, 8, "fp8", "fp8")
+    plain = screen_layout(ds, h200, base, params, mix, bl, ch).tokens_per_s.max()
+    assert spec.accept > 1.5 and screen_layout(ds, h200, spec, params, mix, bl, ch).tokens_per_s.max() > plain
+    assert wide.attn_dp == 8 and wide.overlap
+    loose = Mix.of([cls(tpot=0.2, ttft=5.0, isl=2000.0, osl=2000.0)])
+    assert screen_layout(ds, h200, wide, params, loose, bl, ch).batch.max() > 256

@@ -143,6 +143,7 @@ def build_ops(model: ModelSpec, chip: Chip, dep: Deployment, steps: StepShapes) 
     kv_share = kv_shard_fraction(model, tp)
     kv_tok_bytes = model.kv_elems_per_token_layer * kvbytes * kv_share
     pair_flops = model.attn_flops_per_pair() / tp
+    prefill_pair_flops = model.attn_flops_per_pair_prefill() / tp
 
     dense_layers = sum(g.count for g in model.layer_groups if not g.moe) / dep.pp
     moe_layers = sum(g.count for g in model.layer_groups if g.moe) / dep.pp
@@ -178,7 +179,7 @@ def build_ops(model: ModelSpec, chip: Chip, dep: Deployment, steps: StepShapes) 
         pbytes = (ptok * (qkv_cols + model.heads * model.v_head_dim / tp) * abytes
                   + prefill_kv * kv_tok_bytes) * n_layers
         cols.append((f"attn_prefill{'_swa' if g.window else ''}", ATTN_PREFILL, False, attn_peak,
-                     pair_flops * pairs * n_layers, pbytes, zeros))
+                     prefill_pair_flops * pairs * n_layers, pbytes, zeros))
 
     elem_bytes = ELEMENTWISE_PASSES * tok_attn * model.hidden * abytes * layers_dev
     cols.append(("elementwise", ELEMENTWISE, False, attn_peak, zeros, elem_bytes, zeros))

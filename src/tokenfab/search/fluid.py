@@ -129,7 +129,8 @@ def screen_layout(model: ModelSpec, chip: Chip, dep: Deployment, params: EffPara
     # slots: decoding plus prefilling sequences, with square-root headroom for arrival fluctuations
     # (a full batch makes arrivals queue for a slot, and TTFT explodes)
     occupancy = B * (1.0 + np.ceil(isl / np.max(chunks)) / steps_out)
-    lim_ok = (occupancy + mix.z * np.sqrt(occupancy))[None, :] <= batch_limits[:, None]     # (nB, G)
+    # a batch limit is per attention group (each data-parallel rank schedules its own, as Deployment.batch_limit)
+    lim_ok = (occupancy + mix.z * np.sqrt(occupancy))[None, :] <= batch_limits[:, None] * dep.attn_dp  # (nB, G)
 
     # ---- unified replicas (chunked prefill mixed with decode) -------------------------------------
     with np.errstate(divide="ignore", invalid="ignore"):
