@@ -223,3 +223,69 @@ def test_a_higher_catalog_price_never_lowers_usd_per_mtok(h100):
         srv = replace(h100, option=replace(h100.option, chip=chip))
         costs.append(float(token_cost(srv, Draws()).usd_per_mtok_out))
     assert costs == sorted(costs) and costs[0] < costs[-1]
+
+
+# ---- a custom chip bought through a design partner: monotone in every cost, and time ---------------------------
+
+
+def test_partner_margin_never_makes_the_chip_cheaper():
+    from tokenfab.economics import CustomTerms, partner_unit_price
+    prices = [float(partner_unit_price(10_000.0, _Pinned(partner_gross_margin=m))) for m in (0.0, 0.2, 0.3, 0.5, 0.67)]
+    assert prices == sorted(prices) and prices[0] == pytest.approx(10_000.0)
+    assert prices[3] == pytest.approx(20_000.0)                   # 50% gross margin: cost x (1 + 1)
+    inhouse = partner_unit_price(10_000.0, _Pinned(partner_gross_margin=0.6), CustomTerms(partner="in-house"))
+    assert float(inhouse) == pytest.approx(10_000.0)
+
+
+def test_software_cost_slip_and_generation_move_the_buyers_nre_the_right_way():
+    from tokenfab.economics import CustomTerms, buyer_nre
+    hw, masks = 555e6, 30e6
+    sw = [float(buyer_nre(hw, masks, _Pinned(software_nre_usd=x))) for x in (2e8, 5e8, 1e9)]
+    assert sw == sorted(sw) and sw[0] < sw[-1]
+    share = [float(buyer_nre(hw, masks, _Pinned(partner_nre_share=x))) for x in (0.1, 0.3, 0.5)]
+    assert share == sorted(share, reverse=True)                   # the partner funding more never costs the buyer more
+    slips = [float(buyer_nre(hw, masks, Draws(), CustomTerms(slip_months=m))) for m in (0, 3, 6, 12)]
+    assert slips == sorted(slips) and slips[0] < slips[1]
+    gens = [float(buyer_nre(hw, masks, Draws(), CustomTerms(generation=g))) for g in (1, 2, 3)]
+    assert gens == sorted(gens, reverse=True) and gens[2] < gens[0]
+    inhouse = float(buyer_nre(hw, masks, Draws(), CustomTerms(partner="in-house")))
+    assert inhouse > sw[1] == pytest.approx(hw * 0.7 + 5e8)
+
+
+def test_software_maturity_is_below_one_and_rises_over_generations():
+    from tokenfab.economics import software_maturity
+    gens = [float(software_maturity(Draws(), g)) for g in (1, 2, 3, 5)]
+    assert gens[0] == pytest.approx(0.75) and all(0 < g < 1 for g in gens) and gens == sorted(gens)
+    firsts = [float(software_maturity(_Pinned(software_maturity_first_gen=x), 2)) for x in (0.5, 0.75, 0.9)]
+    assert firsts == sorted(firsts)
+
+
+def test_catalog_prices_decline_with_time_and_the_rate():
+    from tokenfab.economics import price_decline
+    years = np.linspace(0.0, 4.0, 9)
+    f = price_decline(Draws(), years)
+    assert f[0] == 1.0 and np.all(np.diff(f) < 0)
+    rates = [float(price_decline(_Pinned(accelerator_price_decline_per_year=r), 2.0)) for r in (0.0, 0.15, 0.285)]
+    assert rates == sorted(rates, reverse=True) and rates[0] == 1.0
+    assert float(price_decline(Draws(), -1.0)) == 1.0           # no rise before the price date
+
+
+def test_custom_terms_refuse_bad_values():
+    from tokenfab.economics import CustomTerms
+    for kwargs, needle in (({"partner": "tsmc"}, "custom.partner"), ({"generation": 0}, "custom.generation"),
+                           ({"slip_months": -1}, "slip")):
+        with pytest.raises(EconomicsError, match=needle):
+            CustomTerms(**kwargs)
+
+
+def test_new_custom_chip_constants_are_sourced_and_ranged():
+    from tokenfab import catalog
+    from tokenfab.constants import get
+    for name in ("partner_gross_margin", "partner_nre_share", "software_nre_usd", "software_run_usd_per_year",
+                 "software_maturity_first_gen", "software_maturity_gap_closed_per_generation",
+                 "nre_reuse_per_generation", "tapeout_to_delivery_months", "accelerator_price_decline_per_year",
+                 "supply_shock_price_premium", "tapeout_slip_months"):
+        rec = catalog.constants()[name]
+        u = get(name)
+        assert rec["source"].startswith("http") and rec["note"], name
+        assert u.low < u.value < u.high or (u.low == 0 < u.value < u.high), name

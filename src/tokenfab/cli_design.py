@@ -17,7 +17,9 @@ def _band(b: list[float], fmt: str = "${:.3f}") -> str:
 
 
 def _deps(row: dict[str, Any]) -> str:
-    return "; ".join(f"{p['class']}: tp{p['tp']} pp{p['pp']} {p['weight_precision']}/kv {p['kv_precision']} "
+    return "; ".join(f"{p['class']}: tp{p['tp']} pp{p['pp']}"
+                     f"{' ep' + str(p['ep']) if p.get('ep', 1) > 1 else ''}"
+                     f"{' mtp' + str(p['mtp']) if p.get('mtp') else ''} {p['weight_precision']}/kv {p['kv_precision']} "
                      f"batch<={p['max_batch']} chunk {p['chunk_tokens']}"
                      f"{' P/D 1:' + format(p['pd_ratio'], '.2f') if p['disaggregated'] else ''}"
                      for p in row["classes"])
@@ -35,8 +37,10 @@ def print_answer(s: dict[str, Any]) -> None:
     out.print(f"screened {sr['points_screened']:,} deployment points: {sr['custom_evaluated']} of "
               f"{sr['custom_space']:,} custom chips (local search) + {len(s['catalog'])} catalog accelerators")
     axes = c.get("axes") or {}
-    out.print(f"\n[bold]Recommended custom chip[/bold]: {c['label']}  (TDP {c['tdp_w']:,.0f} W, unit cost "
-              f"${c['unit_usd']:,.0f}, NRE ${c['nre_usd'] / 1e6:,.0f}M; {json.dumps(axes)})")
+    cost = f" (cost ${c['mfg_usd']:,.0f})" if c.get("mfg_usd") and c["mfg_usd"] != c["unit_usd"] else ""
+    out.print(f"\n[bold]Recommended custom chip[/bold]: {c['label']}  (TDP {c['tdp_w']:,.0f} W, unit price "
+              f"${c['unit_usd']:,.0f}{cost}, NRE ${c['nre_usd'] / 1e6:,.0f}M with software, software "
+              f"${(c.get('run_usd_per_year') or 0) / 1e6:,.0f}M/yr; {json.dumps(axes)})")
     out.print(f"  $/Mtok out: {_band(s['custom_band'])} P50 (P10-P90); {c['chips']:,.0f} chips; "
               f"{c['user_tps']:.0f} tok/s/user; {c['tokens_per_j']:.2f} tok/J")
     out.print(f"  deployment: {_deps(c)}")
@@ -49,20 +53,79 @@ def print_answer(s: dict[str, Any]) -> None:
         d = be["demand_tokens_per_day"]
         verdict = "cheaper" if s["custom_band"][1] < s["gpu_band"][1] else "dearer"
         out.print(f"[bold]Break-even[/bold]: the custom chip is {verdict} at this demand (cheaper in "
-                  f"{be['custom_cheaper_share']:.0%} of draws); it pays for its NRE from "
+                  f"{be['custom_cheaper_share']:.0%} of draws); it pays back its NRE and software from "
                   f"{d[1]:.3g} output tokens/day (P10-P90 {d[0]:.3g}-{d[2]:.3g})"
                   + (f", {be['years_at_demand'][1]:.1f} years at this demand" if be['years_at_demand'][1] < 1e3
                      else ""))
+    if s.get("study") and "error" not in s["study"]:
+        print_study(s["study"])
     t = s["tiers"]
     rho = "n/a" if t["spearman"] is None else f"{t['spearman']:.3f}"
     out.print(f"Tier agreement: Spearman {rho} between screen and simulator $/Mtok on the best {t['k']}")
     table = Table("#", "chip", "$/Mtok", "tok/s/user", "tok/J", "chips", title="side by side (catalog, best first)")
     table.add_row("*", c["label"], f"{c['usd_per_mtok']:.3f}", f"{c['user_tps']:.0f}", f"{c['tokens_per_j']:.2f}",
                   f"{c['chips']:,.0f}")
-    for i, r in enumerate([r for r in s["catalog"] if r["usd_per_mtok"] is not None][:8], 1):
+    buyable = [r for r in s["catalog"] if r["usd_per_mtok"] is not None and r.get("available", True)
+               and r.get("buyable", True)]
+    for i, r in enumerate(buyable[:8], 1):
         table.add_row(str(i), r["label"], f"{r['usd_per_mtok']:.3f}", f"{r['user_tps']:.0f}",
                       f"{r['tokens_per_j']:.2f}", f"{r['chips']:,.0f}")
     out.print(table)
+
+
+FAMILY = {"gpu": "GPU", "tpu": "TPU", "trainium": "Trainium"}
+
+
+def print_study(st: dict[str, Any]) -> None:
+    """Build or buy: the custom chip against the best GPU, TPU and Trainium of its delivery date."""
+    from rich.table import Table
+    who = st.get("partner_name") or st["partner"]
+    out.print(f"\n[bold]Build or buy[/bold] at first delivery {st['first_delivery']}"
+              + (f" (tape-out {st['tapeout']})" if st.get("tapeout") else "")
+              + f": {who} partner, generation {st['generation']}; catalog prices declined from "
+              f"{st['catalog_price_date']} ({st['years_of_price_decline']:.2f} years)")
+    met = st["met"]
+    best = ", ".join(f"{FAMILY[k]} {v}" for k, v in met["best"].items())
+    nxt = "; ".join(", ".join(v) for v in met["next_generation_available"].values())
+    later = ", ".join(met["not_yet_available"])
+    out.print(f"  it meets: best {best}" + (f"; newly launched by then: {nxt}" if nxt else "")
+              + (f"; not yet available: {later}" if later else ""))
+    table = Table("option", "chip", "$/Mtok P50 (P10-P90)", "custom / it", "tok/s per W", "chips", "unit price",
+                  title="cost per output token at the first delivery (Monte Carlo P10-P90)")
+    for key, o in st["options"].items():
+        name = "custom" if key == "custom" else f"best {FAMILY[key]}"
+        ratio = "-" if key == "custom" else _band(o["custom_cost_ratio"], "{:.2f}")
+        chip = o["label"] + (f" ({o['availability']})" if o.get("availability") and key != "custom" else "")
+        table.add_row(name, chip, _band(o["usd_per_mtok"]), ratio, f"{o['tokens_per_watt']:.2f}",
+                      f"{o['chips']:,.0f}", _band(o["unit_price_usd"], "${:,.0f}"))
+    out.print(table)
+    out.print(f"  verdict: {st['verdict']} (custom / best bought {st['best_bought']['label']}: "
+              f"{_band(st['custom_cost_ratio'], '{:.2f}')}, custom cheaper in {st['custom_cheaper_share']:.0%} "
+              "of draws)")
+    pb = st["payback"]
+    d, y = pb["demand_tokens_per_day"], pb["years_at_demand"]
+    out.print(f"  payback: the chip pays back against {pb['against']} from {d[1]:.3g} output tokens/day (P10-P90 "
+              f"{d[0]:.3g}-{d[2]:.3g}); study demand {st['demand_output_tokens_per_day']:.3g}"
+              + (f", NRE repaid in {y[1]:.1f} years" if y[1] < 1e3 else ", NRE never repaid at this demand (P50)"))
+    b = st["bargaining"]
+    if b.get("meaning"):
+        r = b["gpu_price_ratio"]
+        out.print(f"  bargaining: {b['meaning']} (P10-P90 {r[0]:.2f}-{r[2]:.2f}x)")
+    lat = Table("class (SLO)", *[k for k in st["options"]], title="latency of the chosen deployments: TPOT / TTFT "
+                                                                   "tail, ms")
+    for row in st["latency"]:
+        slo = row["slo"]
+        cells = ["-" if row.get(k) is None else f"{row[k]['tpot_ms']:.0f} / {row[k]['ttft_ms']:,.0f}"
+                 for k in st["options"]]
+        lat.add_row(f"{row['class']} ({slo['tpot_ms']:.0f} / {slo['ttft_ms']:,.0f} p{slo['percentile']:g})", *cells)
+    out.print(lat)
+    for sc in st["scenarios"]:
+        out.print(f"  scenario {sc['name']}: custom {_band(sc['custom_usd_per_mtok'])} vs {sc['best_bought']} "
+                  f"{_band(sc['best_bought_usd_per_mtok'])}; ratio {_band(sc['custom_cost_ratio'], '{:.2f}')}")
+    out.print("  swings most (custom / best-bought cost ratio at each input's low - high):")
+    for i, t in enumerate(st["tornado"], 1):
+        out.print(f"    {i}. {t['input']} {t['range'][0]:.3g}-{t['range'][1]:.3g}: {t['low']:.3f} - {t['high']:.3f} "
+                  f"(base {t['base']:.3f})")
 
 
 def design(

@@ -6,7 +6,8 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-COMPONENTS = ("silicon", "hbm", "package", "accelerator", "server_network", "facility", "power", "maintenance", "nre")
+COMPONENTS = ("silicon", "hbm", "package", "partner_margin", "accelerator", "server_network", "facility", "power",
+              "maintenance", "nre", "software")
 
 
 def pareto(s: dict[str, Any]) -> go.Figure:
@@ -77,5 +78,26 @@ def tornado(s: dict[str, Any]) -> go.Figure:
     return fig
 
 
+def build_or_buy(s: dict[str, Any]) -> go.Figure:
+    """$/Mtok (P50 with P10-P90 bars) of the custom chip and the best bought options, in each scenario."""
+    st = s["study"]
+    fig = go.Figure()
+    names = [sc["name"] for sc in st["scenarios"]]
+    for label, key, best in (("custom", "custom_usd_per_mtok", False),
+                             ("best bought", "best_bought_usd_per_mtok", True)):
+        vals = [sc[key] for sc in st["scenarios"]]
+        text = [sc["best_bought"] if best else st["options"]["custom"]["label"] for sc in st["scenarios"]]
+        fig.add_trace(go.Bar(name=label, x=names, y=[v[1] for v in vals], text=text,
+                             error_y={"type": "data", "symmetric": False, "array": [v[2] - v[1] for v in vals],
+                                      "arrayminus": [v[1] - v[0] for v in vals]},
+                             hovertemplate="%{text}: $%{y:.3f}/Mtok<extra></extra>"))
+    fig.update_layout(barmode="group", title=f"Build or buy at first delivery {st['first_delivery']}: $/Mtok P50 "
+                                             "(P10-P90) by scenario", yaxis={"title": "$ per million output tokens"})
+    return fig
+
+
 def figures(s: dict[str, Any]) -> dict[str, go.Figure]:
-    return {"pareto": pareto(s), "breakdown": breakdown(s), "roofline": roofline(s), "tornado": tornado(s)}
+    out = {"pareto": pareto(s), "breakdown": breakdown(s), "roofline": roofline(s), "tornado": tornado(s)}
+    if s.get("study") and "error" not in s["study"]:
+        out["build_or_buy"] = build_or_buy(s)
+    return out

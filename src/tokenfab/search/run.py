@@ -16,14 +16,13 @@ from typing import Any
 
 import numpy as np
 
-from tokenfab.constants import Draws, get, percentiles
-from tokenfab.economics import HOURS_PER_YEAR
+from tokenfab.constants import Draws, get
 from tokenfab.search import chips as C
-from tokenfab.search import tier2
+from tokenfab.search import study, tier2
 from tokenfab.search.backends import make_backend
 from tokenfab.search.optimise import Point, exhaustive, local_search
 from tokenfab.search.problem import CHIP_AXES, DesignInputError, DesignProblem
-from tokenfab.search.screen import evaluate, fleet_cost, nre_per_hour
+from tokenfab.search.screen import evaluate, nre_per_hour
 from tokenfab.store import Store
 
 Progress = Callable[[str, int, int], None]
@@ -150,7 +149,9 @@ def design(problem: DesignProblem, store: Store, opts: SearchOptions = SearchOpt
         feasible = [r for r in customs if r.get("feasible")]
         if not feasible:
             raise DesignInputError(_binding_line(customs))
-        gpu_rows = [r for r in rows if not r.get("custom") and r.get("feasible") and not r["key"].startswith("sim-")]
+        # what can be bought when the custom chip first arrives (not another company's in-house chip)
+        gpu_rows = [r for r in rows if not r.get("custom") and r.get("feasible") and not r["key"].startswith("sim-")
+                    and r.get("available", True) and r.get("buyable", True)]
 
         # tier 2 on the best K (custom and catalog alike)
         ranked = sorted(feasible + gpu_rows, key=lambda r: (r["usd_per_mtok"], r["key"]))[: opts.top_k]
@@ -190,60 +191,26 @@ def _binding_line(customs: list[dict[str, Any]]) -> str:
 # ---- the answer: bands, break-even, sensitivity, roofline, assumptions --------------------------------
 
 
-def _cost_samples(problem: DesignProblem, row: dict[str, Any], d: Draws) -> tuple[np.ndarray, np.ndarray, Any]:
-    """$/Mtok samples of a candidate, and its fleet $/h without NRE, under the constants in `d`."""
-    cand = _candidate(problem, "custom" if row["custom"] else "catalog", row["axes"] if row["custom"] else row["key"])
-    unit, nre = C.price_draws(cand, d, row.get("chips") or 1)
-    total_tps = sum(p["demand_tps"] for p in row["classes"])
-    fleet = 0.0
-    for p in row["classes"]:
-        cost, _, _ = fleet_cost(cand, np.array([p["tps_per_replica"]]), np.array([p["devices"]]),
-                                np.array([p["replica_power_w"]]), p["demand_tps"], problem.utilisation, d, unit)
-        fleet = fleet + cost
-    nre_h = nre_per_hour(nre, d) if row["custom"] else 0.0
-    usd = (fleet + nre_h) / (total_tps * 3600.0) * 1e6
-    return np.atleast_1d(np.asarray(usd, dtype=float)), np.atleast_1d(np.asarray(fleet, dtype=float)), nre
-
-
-class _Pinned(Draws):
-    """Nominal constants except one, held at its low or high bound (a tornado bar's end)."""
-
-    def __init__(self, name: str, side: str) -> None:
-        super().__init__(None)
-        self.pin, self.side = name, side
-
-    def __call__(self, name: str, *path: str) -> Any:
-        u = get(name, *path)
-        self.used[u.name] = u
-        if u.name == self.pin:
-            return u.low if self.side == "low" else u.high
-        return u.value
-
-    def triangular(self, label: str, low: float, mode: float, high: float) -> Any:
-        if label == self.pin:
-            return low if self.side == "low" else high
-        return mode
-
-
 def tornado(problem: DesignProblem, row: dict[str, Any], top: int = 5) -> list[dict[str, Any]]:
     """$/Mtok at each uncertain constant's low and high (the others nominal): the five widest swings."""
-    probe = Draws()
-    base = float(_cost_samples(problem, row, probe)[0][0])
-    names = [u.name for u in probe.used.values() if u.low < u.high]
+    def usd(d: Draws) -> float:
+        return float(study.costs(problem, row, d, demand_scale=study.demand_scale(problem, d)).usd[0])
+
+    probe = study.Probe()
+    base = usd(probe)
     bars = []
-    for name in names:
-        lo = float(_cost_samples(problem, row, _Pinned(name, "low"))[0][0])
-        hi = float(_cost_samples(problem, row, _Pinned(name, "high"))[0][0])
+    for name in [u.name for u in probe.used.values() if u.low < u.high]:
+        lo, hi = usd(study.Pinned(name, "low")), usd(study.Pinned(name, "high"))
         u = probe.used[name]
         bars.append({"constant": name, "low": lo, "high": hi, "base": base, "value": u.value, "range": [u.low, u.high],
                      "source": u.source})
-    bars.sort(key=lambda b: -abs(b["high"] - b["low"]))
+    bars.sort(key=lambda b: (-abs(b["high"] - b["low"]), b["constant"]))
     return bars[:top]
 
 
 def roofline(problem: DesignProblem, row: dict[str, Any]) -> dict[str, Any]:
     """The chip's roofs and the operators of each class's steady decode step and prefill chunk on it."""
-    from tokenfab.deployment import Deployment
+    from tokenfab.deployment import design_layout
     from tokenfab.perf.ops import KIND_NAMES, build_ops
     from tokenfab.perf.shapes import StepShapes
     from tokenfab.perf.timing import op_times, soft_roofline
@@ -253,9 +220,8 @@ def roofline(problem: DesignProblem, row: dict[str, Any]) -> dict[str, Any]:
     ops = []
     for p in row["classes"]:
         cls = next(c for c in problem.classes if c.name == p["class"])
-        wp = p["weight_precision"]
-        dep = Deployment(tp=p["tp"], pp=p["pp"], weight_precision=wp, act_precision=wp if wp != "fp4" else "fp8",
-                         kv_precision=p["kv_precision"])
+        dep = design_layout(problem.models[p["model"]], p["tp"], p["pp"], p.get("ep", 1), p["weight_precision"],
+                            p["kv_precision"], p.get("mtp", 0))
         b = max(p["batch"], 1.0)
         shapes = StepShapes.build(decode_seqs=[b, 0.0], decode_ctx=[b * (cls.isl_mean + cls.osl_mean / 2), 0.0],
                                   prefill_tokens=[0.0, p["chunk_tokens"]],
@@ -276,35 +242,25 @@ def roofline(problem: DesignProblem, row: dict[str, Any]) -> dict[str, Any]:
             "ops": ops}
 
 
-def _band(x: Any) -> list[float]:
-    """P10, P50, P90; nearest-rank so that 'never' (inf) draws stay inf instead of turning into NaN."""
-    arr = np.sort(np.atleast_1d(np.asarray(x, dtype=float)))
-    if np.isfinite(arr).all():
-        return list(percentiles(arr))
-    idx = np.clip(np.round(np.array([0.1, 0.5, 0.9]) * (arr.size - 1)).astype(int), 0, arr.size - 1)
-    return [float(v) for v in arr[idx]]
-
-
 def summarise(problem: DesignProblem, opts: SearchOptions, rows: list[dict[str, Any]], sims: list[dict[str, Any]],
               customs: list[dict[str, Any]], gpus: list[dict[str, Any]]) -> dict[str, Any]:
     best = min(customs, key=lambda r: (r["usd_per_mtok"], r["key"]))
     gpu = min(gpus, key=lambda r: (r["usd_per_mtok"], r["key"])) if gpus else None
     d = Draws(n=opts.samples, seed=opts.seed)
-    c_usd, c_fleet, c_nre = _cost_samples(problem, best, d)
-    out: dict[str, Any] = {"custom": _brief(best), "custom_band": _band(c_usd)}
+    scale = study.demand_scale(problem, d)
+    c = study.costs(problem, best, d, demand_scale=scale)
+    out: dict[str, Any] = {"custom": _brief(best), "custom_band": study.band(c.usd)}
+    catalog_rows = [r for r in rows if not r.get("custom") and not r["key"].startswith("sim-")]
     if gpu is not None:
-        g_usd, g_fleet, _ = _cost_samples(problem, gpu, d)
+        delivery = problem.delivery_month()
+        g = study.costs(problem, gpu, d, years=study.years_at(problem, gpu, delivery)
+                        + study.delay_years(problem, d), demand_scale=scale)
         out["gpu"] = _brief(gpu)
-        out["gpu_band"] = _band(g_usd)
-        # demand at which the custom fleet plus its NRE costs what the GPU fleet costs (linear in demand)
-        nre_h = nre_per_hour(c_nre, d)
-        saving = g_fleet - c_fleet                     # $/h at this demand, NRE aside
-        with np.errstate(divide="ignore", invalid="ignore"):
-            be_demand = np.where(saving > 0, problem.demand * nre_h / np.where(saving > 0, saving, 1), np.inf)
-            be_years = np.where(saving > 0, c_nre / np.where(saving > 0, saving, 1) / HOURS_PER_YEAR, np.inf)
-        out["breakeven"] = {"demand_tokens_per_day": _band(be_demand), "years_at_demand": _band(be_years),
-                            "custom_cheaper_share": float(np.mean(c_usd < g_usd))}
-    out["catalog"] = sorted(({**_brief(r)} for r in rows if not r.get("custom") and not r["key"].startswith("sim-")),
+        out["gpu_band"] = study.band(g.usd)
+        out["breakeven"] = {**study.payback(c, g, problem.demand, scale),
+                            "custom_cheaper_share": float(np.mean(c.usd < g.usd))}
+        out["study"] = study.answer(problem, best, catalog_rows, d)
+    out["catalog"] = sorted((_brief(r) for r in catalog_rows),
                             key=lambda r: (r["usd_per_mtok"] is None, r["usd_per_mtok"] or 0.0, r["key"]))
     screened = [r for r in rows if not r["key"].startswith("sim-")]
     out["search"] = {"custom_evaluated": sum(1 for r in screened if r.get("custom")),
@@ -322,13 +278,15 @@ def summarise(problem: DesignProblem, opts: SearchOptions, rows: list[dict[str, 
     out["assumptions"] = assumptions(problem, d)
     out["problem"] = {"demand_output_tokens_per_day": problem.demand, "models": problem.model_ids,
                       "classes": [asdict(c) for c in problem.classes], "constraints": problem.constraints,
-                      "utilisation": problem.utilisation, "demand_source": problem.raw.get("demand_source")}
+                      "utilisation": problem.utilisation, "demand_source": problem.raw.get("demand_source"),
+                      "custom": problem.custom_spec.model_dump(exclude_none=True)}
     return out
 
 
 def _brief(r: dict[str, Any]) -> dict[str, Any]:
     keep = ("key", "label", "custom", "feasible", "reason", "usd_per_mtok", "user_tps", "tokens_per_j", "chips",
-            "capex_usd", "unit_usd", "nre_usd", "tdp_w", "axes", "classes")
+            "capex_usd", "unit_usd", "nre_usd", "tdp_w", "axes", "classes", "mfg_usd", "run_usd_per_year", "maturity",
+            "family", "availability", "available", "buyable")
     return {k: r.get(k) for k in keep}
 
 
@@ -350,16 +308,16 @@ def pareto(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def breakdown(problem: DesignProblem, row: dict[str, Any]) -> dict[str, float]:
-    """$/Mtok by component: accelerator (silicon+HBM+package for a design), server+network, facility, power,
-    maintenance, NRE."""
+    """$/Mtok by component: accelerator (for a design: silicon, HBM, package and the partner's margin), server and
+    network, facility, power, maintenance, and for a design its NRE and software run cost."""
     from tokenfab.economics import hourly_cost
     from tokenfab.silicon.build import analyse
     from tokenfab.silicon.design import ChipDesign
-    cand = _candidate(problem, "custom" if row["custom"] else "catalog", row["axes"] if row["custom"] else row["key"])
+    cand = study.candidate_for(problem, row)
     d = Draws()
     total_tps = sum(p["demand_tps"] for p in row["classes"]) * 3600.0 / 1e6
-    parts = dict.fromkeys(("silicon", "hbm", "package", "accelerator", "server_network", "facility", "power",
-                           "maintenance", "nre"), 0.0)
+    parts = dict.fromkeys(("silicon", "hbm", "package", "partner_margin", "accelerator", "server_network", "facility",
+                           "power", "maintenance", "nre", "software"), 0.0)
     for p in row["classes"]:
         busy = p["replica_power_w"] / max(p["devices"], 1.0)
         hr = hourly_cost(cand.unit_usd, cand.tdp_w, min(busy, cand.tdp_w), d, problem.utilisation, cand.included)
@@ -368,23 +326,30 @@ def breakdown(problem: DesignProblem, row: dict[str, Any]) -> dict[str, float]:
     if row["custom"]:
         unit = analyse(ChipDesign.model_validate(cand.design), d).unit
         acc = parts.pop("accelerator")
-        tot = float(unit.total)
-        parts["silicon"] = acc * float(unit.silicon) / tot
-        parts["hbm"] = acc * float(unit.memory) / tot
-        parts["package"] = acc - parts["silicon"] - parts["hbm"]
+        price = cand.unit_usd
+        parts["silicon"] = acc * float(unit.silicon) / price
+        parts["hbm"] = acc * float(unit.memory) / price
+        parts["package"] = acc * (float(unit.total) - float(unit.silicon) - float(unit.memory)) / price
+        parts["partner_margin"] = acc * (price - float(unit.total)) / price
         parts["nre"] = float(nre_per_hour(cand.nre_usd)) / total_tps
+        parts["software"] = cand.run_usd_h / total_tps
     else:
-        for k in ("silicon", "hbm", "package", "nre"):
+        for k in ("silicon", "hbm", "package", "partner_margin", "nre", "software"):
             parts.pop(k)
     return parts
 
 
 def assumptions(problem: DesignProblem, d: Draws) -> list[dict[str, Any]]:
     """Every uncertain constant the answer used, with its range and source, and the traffic's sources."""
+    used = dict(d.used)
+    for name in ("supply_shock_price_premium", "tapeout_slip_months"):   # the scenarios' settings
+        used.setdefault(name, get(name))
     out = [{"name": u.name, "value": u.value, "low": u.low, "high": u.high, "source": u.source}
-           for u in sorted(d.used.values(), key=lambda u: u.name)]
+           for u in sorted(used.values(), key=lambda u: u.name)]
     if problem.raw.get("demand_source"):
-        out.append({"name": "demand_output_tokens_per_day", "value": problem.demand, "low": None, "high": None,
+        lo, hi = problem.demand_range
+        out.append({"name": "demand_output_tokens_per_day", "value": problem.demand,
+                    "low": lo if lo < hi else None, "high": hi if lo < hi else None,
                     "source": " ".join(str(problem.raw["demand_source"]).split())})
     from tokenfab import workload as W
     traffic = problem.raw.get("traffic")
