@@ -217,6 +217,11 @@ class DesignProblem:
             vals = dep.get(axis)
             if not isinstance(vals, list) or not vals:
                 _fail(f"deployment.{axis}: a non-empty list of values is required")
+        for axis, lowest in (("ep", 1), ("mtp", 0)):   # optional: expert parallelism and MTP draft tokens
+            vals = dep.get(axis, [lowest])
+            if not isinstance(vals, list) or not vals or any(
+                    not isinstance(v, int) or isinstance(v, bool) or v < lowest for v in vals):
+                _fail(f"deployment.{axis}: a non-empty list of integers >= {lowest} is required")
         for p in dep["weight_precision"] + dep["kv_precision"]:
             if p not in PRECISION_BYTES:
                 _fail(f"deployment precision {p!r}: allowed {', '.join(sorted(PRECISION_BYTES))}")
