@@ -1,6 +1,7 @@
 """Problem loading: the embedded default, overrides, and one-line errors naming the field."""
 
 import pytest
+import yaml
 
 from tokenfab.search.problem import DesignInputError, DesignProblem
 
@@ -33,3 +34,18 @@ def test_user_file_inherits_the_default(small_file):
     p = DesignProblem.load(small_file)
     assert p.model_ids == ["llama-3.1-8b"] and [c.name for c in p.classes] == ["chat"]
     assert p.space_values("cores") == [64, 128, 192]
+
+
+@pytest.mark.parametrize("axis, values", [("ep", [0]), ("ep", "8"), ("mtp", [-1]), ("mtp", [])])
+def test_bad_ep_or_mtp_axis_names_the_field(tmp_path, axis, values):
+    f = tmp_path / "p.yaml"
+    dep = dict(DesignProblem.load().raw["deployment"], **{axis: values})
+    f.write_text(yaml.safe_dump({"deployment": dep}))
+    with pytest.raises(DesignInputError) as e:
+        DesignProblem.load(f)
+    assert f"deployment.{axis}" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_default_problem_searches_ep_and_mtp():
+    dep = DesignProblem.load().raw["deployment"]
+    assert max(dep["ep"]) > 1 and max(dep["mtp"]) >= 1
