@@ -121,6 +121,19 @@ def test_silicon_tco_breakeven_commands(tmp_path):
     assert "break-even volume" in r.stdout
 
 
+def test_tco_prices_the_network_by_cluster_size():
+    base = ["tco", "--hardware", "h100-sxm", "--model", "llama-3.1-8b", "--input-len", "1024", "--output-len", "256",
+            "--samples", "0", "--json"]
+    small, big = (json.loads(runner.invoke(app, [*base, "--cluster", n]).stdout) for n in ("8", "100000"))
+    assert small["network"]["scaleout_tiers"] == 1 and big["network"]["scaleout_tiers"] == 3
+    assert small["network"]["scaleup_kind"] == "nvlink" and small["network"]["usd_per_accelerator"]["scaleup"] > 0
+    assert big["usd_per_mtok_out"]["p50"] > small["usd_per_mtok_out"]["p50"]
+    r = runner.invoke(app, ["tco", "--hardware", "gb200", "--model", "llama-3.1-8b", "--input-len", "1024",
+                            "--output-len", "256", "--samples", "0"])
+    assert r.exit_code == 0 and "network per accelerator" in r.stdout, r.output
+    assert "error:" in _one_line_error([*base, "--cluster", "0"])
+
+
 def test_design_bad_input_is_one_line(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("node: n5\nclock_ghz: [1\n")

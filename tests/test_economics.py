@@ -20,6 +20,7 @@ from tokenfab.economics import (
     serving,
     token_cost,
 )
+from tokenfab.network import chip_network
 from tokenfab.silicon import resolve_chip
 
 
@@ -105,15 +106,17 @@ def test_price_bases_of_the_catalog():
 @pytest.mark.parametrize("hw_id", ["gb200", "gb300", "vr200", "mi455x"])
 def test_rack_priced_gpus_are_not_charged_a_server_again(hw_id):
     chip = resolve_chip(hw_id)
-    assert "server" in price_basis(chip).includes     # gb300: its record only says "rack price / 72"
+    assert {"server", "scaleup", "nic"} <= price_basis(chip).includes   # gb300: its record only says "rack price / 72"
     d = Draws()
-    plain = hourly_cost(40_000, chip.tdp_w, 500, d)
-    rack = hourly_cost(40_000, chip.tdp_w, 500, d, included=price_basis(chip).includes)
+    net = chip_network(chip, d)
+    plain = hourly_cost(40_000, chip.tdp_w, 500, d, network=net)
+    rack = hourly_cost(40_000, chip.tdp_w, 500, d, included=price_basis(chip).includes, network=net)
     per_year = float(annuity(d("cost_of_capital"), d("depreciation_years")))
-    server_hr = float(d("server_cost_usd_per_slot")) * per_year / 8760
-    assert float(plain.server_network - rack.server_network) == pytest.approx(server_hr)
-    assert float(rack.server_network) > 0            # the scale-out network is outside the rack: still charged
+    held_usd = float(d("server_cost_usd_per_slot")) + float(net.scaleup_usd) + float(net.nic_usd)
+    assert float(plain.server_network - rack.server_network) == pytest.approx(held_usd * per_year / 8760)
+    assert float(rack.server_network) > 0            # the scale-out fabric is outside the rack: still charged
     assert float(rack.total) < float(plain.total)
+    assert float(rack.power) == pytest.approx(float(plain.power))   # its switches draw power whoever paid for them
 
 
 def test_unknown_included_part_is_refused():
@@ -140,7 +143,7 @@ def test_implied_price_reproduces_the_clouds_cost_and_is_monotone():
     assert rate == pytest.approx(1.22)                 # the 3-year committed rate
     price = float(implied_purchase_price(chip, d))
     tdp = chip_tdp(chip, d)
-    cost = hourly_cost(price, tdp, tdp, d, DEFAULT_UTILISATION, SYSTEM_PARTS).total
+    cost = hourly_cost(price, tdp, tdp, d, DEFAULT_UTILISATION, SYSTEM_PARTS, chip_network(chip, d)).total
     assert float(cost) == pytest.approx(rate * (1 - float(d("cloud_margin"))))
     rates = np.linspace(0.2, 6.0, 30)
     implied = implied_purchase_price(chip, d, rates)
@@ -289,3 +292,47 @@ def test_new_custom_chip_constants_are_sourced_and_ranged():
         u = get(name)
         assert rec["source"].startswith("http") and rec["note"], name
         assert u.low < u.value < u.high or (u.low == 0 < u.value < u.high), name
+
+
+# ---- the network as a priced system (network.py) in the TCO ------------------------------------------------------
+
+
+def test_gb200_nvl72_is_not_charged_its_nvlink_switches_twice():
+    d = Draws()
+    chip = resolve_chip("gb200")
+    basis = price_basis(chip)
+    net = chip_network(chip, d, 1024)
+    assert net.scaleup.kind == "nvlink" and net.scaleup.domain == 72 and float(net.scaleup_usd) > 0
+    assert {"scaleup", "nic"} <= basis.includes
+    hr = hourly_cost(40_000, chip.tdp_w, 800, d, DEFAULT_UTILISATION, basis.includes, net)
+    per_year = float(annuity(d("cost_of_capital"), d("depreciation_years")))
+    charged = float(hr.server_network) * 8760 / per_year
+    assert charged == pytest.approx(float(net.scaleout_usd + net.pod_usd))   # only the fabric outside the rack
+    assert float(net.pod_usd) == 0.0                                          # NVL72: the whole domain in the rack
+    h100 = chip_network(resolve_chip("h100-sxm"), d, 1024)                   # a GPU price: its NVSwitches are charged
+    assert price_basis(resolve_chip("h100-sxm")).includes == frozenset()
+    assert float(h100.usd(())) == pytest.approx(float(h100.scaleup_usd + h100.nic_usd + h100.scaleout_usd))
+    assert float(h100.scaleup_usd) == pytest.approx(0.5 * float(d("network_nvlink_switch_usd", "nvlink4")))
+
+
+def test_tpu_v7_rack_price_holds_its_ici_but_not_the_optical_pod():
+    d = Draws()
+    chip = resolve_chip("tpu-v7")
+    net = chip_network(chip, d)
+    held = price_basis(chip).includes
+    assert "scaleup" in held and "pod" not in held and "network" not in held
+    x = float(d("network_transceiver_usd", "800g"))     # 9.6 Tb/s ICI over 6 links: 800G links
+    per_end = x + float(d("network_fibre_usd_per_link")) + float(d("network_ocs_usd_per_port"))
+    assert float(net.pod_usd) == pytest.approx(1.5 * per_end)   # 1.5 optical link ends per chip of a 4x4x4 cube
+    assert float(d("network_ici_optics_per_chip_check")) == 1.5
+    assert float(net.usd(held)) == pytest.approx(float(net.pod_usd + net.scaleout_usd))
+
+
+def test_token_cost_grows_with_the_cluster_the_network_serves(h100):
+    d = Draws()
+    costs = [float(token_cost(h100, d, cluster=n).usd_per_mtok_out) for n in (8, 1024, 100_000)]
+    assert costs[0] < costs[1] < costs[2]
+    watts = [float(token_cost(h100, d, cluster=n).hourly.network.w) for n in (8, 1024, 100_000)]
+    assert watts[0] < watts[1] < watts[2]
+    with pytest.raises(EconomicsError, match="cluster"):
+        token_cost(h100, d, cluster=0)

@@ -577,6 +577,9 @@ def tco(
     output_len: OutputLenOpt = None,
     utilisation: UtilisationOpt = 0.7,
     volume: Annotated[float, typer.Option(help="designs: units built, to spread the NRE")] = 100_000,
+    cluster: Annotated[float | None, typer.Option(
+        help="accelerators sharing the scale-out network (sizes its fat-tree tiers); default: the catalog's "
+             "network_cluster_chips")] = None,
     samples: SamplesOpt = 10_000,
     seed: SeedOpt = 0,
     calibration: CalibrationOpt = None,
@@ -593,8 +596,10 @@ def tco(
     _check_utilisation(utilisation)
     chip = _chip(hardware)
     srv = _serving(chip, model, isl, osl, calibration)
+    if cluster is not None and not cluster >= 1:
+        fail(f"--cluster {cluster!r}: allowed 1 or more accelerators")
     try:
-        tc = token_cost(srv, Draws(n=samples or None, seed=seed), utilisation, volume)
+        tc = token_cost(srv, Draws(n=samples or None, seed=seed), utilisation, volume, cluster)
     except EconomicsError as e:
         fail(str(e))
     hr = tc.hourly
@@ -626,7 +631,20 @@ def tco(
     if tc.basis is not None:
         held = f"; the price holds the {' and '.join(sorted(tc.basis.includes))}" if tc.basis.includes else ""
         out.print(f"accelerator price basis: {tc.basis.kind} ({tc.basis.note}){held}")
+    if hr.network is not None:
+        out.print(_network_line(hr.network))
     out.print(f"capex share {capex_share:.0%}, power share {power_share:.0%}; {samples:,} samples, seed {seed}")
+
+
+def _network_line(share: Any) -> str:
+    """One line on the chip's network share: capex by part, power, scale-out tiers at the cluster size."""
+    from tokenfab.network import summary
+    n = summary(share)
+    usd, w = n["usd_per_accelerator"], n["w_per_accelerator"]
+    return (f"network per accelerator: scale-up ${usd['scaleup']:,.0f} in the rack + ${usd['pod']:,.0f} beyond it "
+            f"({n['scaleup_kind']}, domain {n['scaleup_domain']}), NIC ${usd['nic']:,.0f}, scale-out fabric "
+            f"${usd['scaleout']:,.0f} ({n['port']} ports, {n['scaleout_tiers']:.0f}-tier fat tree for "
+            f"{n['cluster_chips']:,.0f} chips); {sum(w.values()):,.0f} W (parts a price holds are not charged again)")
 
 
 def _tco_json(tc: Any, model: str, isl: float, osl: float, samples: int, seed: int) -> dict[str, Any]:
@@ -649,6 +667,9 @@ def _tco_json(tc: Any, model: str, isl: float, osl: float, samples: int, seed: i
                                                       "note": tc.basis.note},
         "samples": samples, "seed": seed,
     }
+    if hr.network is not None:
+        from tokenfab.network import summary
+        out_json["network"] = summary(hr.network)
     if tc.cloud_usd_per_mtok:
         lo, typ, hi = tc.cloud_usd_per_mtok
         out_json["cloud_usd_per_mtok_out"] = {"low": lo, "typical": typ, "high": hi}

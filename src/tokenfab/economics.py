@@ -2,14 +2,17 @@
 
 A catalog GPU and a custom design are priced on the same basis: the accelerator (catalog price, or
 the silicon model's unit cost plus NRE over the volume), its server slot, its share of the network
-and of the building (per W), annualised over the depreciation life at the cost of capital; plus
-power x PUE x $/kWh at the load the step-cost model predicts, and maintenance. Every uncertain input
+(`network.chip_network`: its scale-up switches and links, and the scale-out fat tree of its cluster, so the share
+grows with the cluster's tiers and the port speed) and of the building (per W), annualised over the depreciation
+life at the cost of capital; plus power (the chip's, its host's and its network share's) x PUE x $/kWh at the load
+the step-cost model predicts, and maintenance. Every uncertain input
 is a catalog low/value/high, drawn by a seeded `Draws`, so each figure comes as P10/P50/P90.
 
 Every chip has one price basis (`price_basis`): a purchase price (a rack price / GPUs already holds the
-server, which is then not charged again), an ownership cost implied from a cloud's committed rental
-rate for chips that are only rented (`implied_purchase_price`), or, for chips a hyperscaler builds for
-itself, the silicon model's cost of its reference design, exactly as a custom design is priced.
+server, its NICs and the rack's scale-up switches, which are then not charged again), an ownership cost
+implied from a cloud's committed rental rate for chips that are only rented (`implied_purchase_price`), or,
+for chips a hyperscaler builds for itself, the silicon model's cost of its reference design, exactly as a
+custom design is priced.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from tokenfab import catalog
 from tokenfab.compare import Option, best_option, hardware_spec
 from tokenfab.constants import Draws, percentiles
 from tokenfab.hardware import Chip, Range
+from tokenfab.network import NetworkShare, chip_network, default_share
 from tokenfab.perf.params import Calibration
 from tokenfab.predict import QueryError, answer, plan_query
 from tokenfab.queries import Query
@@ -31,8 +35,12 @@ Num = float | np.ndarray
 HOURS_PER_YEAR = 8760.0
 DEFAULT_UTILISATION = 0.7
 DEFAULT_SAMPLES = 10_000
-# system parts a catalog price can already hold (`price_usd.includes`); the TCO then does not charge them again
-SYSTEM_PARTS = ("server", "network")
+# system parts a catalog price can already hold (`price_usd.includes`); the TCO then does not charge them again:
+# the server slot, the scale-out fabric (switches, optics), the scale-up switches and copper inside the rack, the
+# scale-up fabric beyond the rack (optics, optical circuit switches, upper switch tiers), the scale-out NICs
+# (network.py prices the last four)
+SYSTEM_PARTS = ("server", "network", "scaleup", "pod", "nic")
+RACK_HOLDS = frozenset({"server", "scaleup", "nic"})   # what a rack-level price holds: compute trays, switch trays
 
 
 class EconomicsError(ValueError):
@@ -91,6 +99,7 @@ class Hourly:
     facility: Num
     power: Num
     maintenance: Num
+    network: NetworkShare | None = None     # the network share behind server_network and the power
 
     @property
     def total(self) -> Num:
@@ -101,28 +110,32 @@ class Hourly:
         return self.accelerator + self.server_network + self.facility
 
 
-def system_capex(d: Draws, included: Collection[str] = ()) -> Num:
-    """Server slot and scale-out network capex per accelerator, less the parts its price already holds."""
+def system_capex(d: Draws, included: Collection[str] = (), network: NetworkShare | None = None) -> Num:
+    """Server slot and network capex per accelerator (`network`: the chip's share, `network.chip_network`; default a
+    chip-agnostic 400G scale-out share in the catalog's default cluster), less the parts its price already holds."""
     unknown = set(included) - set(SYSTEM_PARTS)
     if unknown:
         raise EconomicsError(f"price_usd.includes {sorted(unknown)}: allowed {', '.join(SYSTEM_PARTS)}")
     server = 0.0 if "server" in included else d("server_cost_usd_per_slot")
-    network = 0.0 if "network" in included else d("network_cost_usd_per_accelerator")
-    return server + network
+    net = default_share(d) if network is None else network
+    return server + net.usd(included)
 
 
 def hourly_cost(price_usd: Num, tdp_w: Num, busy_power_w: Num, d: Draws,
-                utilisation: float = DEFAULT_UTILISATION, included: Collection[str] = ()) -> Hourly:
+                utilisation: float = DEFAULT_UTILISATION, included: Collection[str] = (),
+                network: NetworkShare | None = None) -> Hourly:
     """TCO per accelerator-hour: annualised capex (accelerator, server slot, network, building per W)
     plus power at the utilised load (idle = static power) x PUE x $/kWh, plus maintenance.
 
-    `included` names the system parts ("server", "network") that `price_usd` already holds (a rack
-    price / GPUs holds the server; an ownership cost implied from a rental holds both): they are not
-    charged a second time."""
+    `included` names the system parts (`SYSTEM_PARTS`) that `price_usd` already holds (a rack price / GPUs holds the
+    server and the rack's scale-up switches; an ownership cost implied from a rental holds them all): they are not
+    charged a second time. `network` is the chip's network share (`network.chip_network`, by its fabric and cluster
+    size); its power is drawn around the clock, like the host's, whoever paid for the parts."""
     rate = d("cost_of_capital")
     life = d("depreciation_years")
-    hardware = price_usd + system_capex(d, included)
-    host = d("server_host_power_w_per_accelerator")
+    net = default_share(d) if network is None else network
+    hardware = price_usd + system_capex(d, included, net)
+    host = d("server_host_power_w_per_accelerator") + net.w
     per_year = annuity(rate, life)
     accel = price_usd * per_year / HOURS_PER_YEAR
     server = (hardware - price_usd) * per_year / HOURS_PER_YEAR
@@ -131,7 +144,7 @@ def hourly_cost(price_usd: Num, tdp_w: Num, busy_power_w: Num, d: Draws,
     avg_w = utilisation * busy_power_w + (1.0 - utilisation) * np.minimum(static, busy_power_w) + host
     power = avg_w / 1000.0 * d("pue") * d("electricity_usd_per_kwh")
     maintenance = hardware * d("maintenance_share_per_year") / HOURS_PER_YEAR
-    return Hourly(accel, server, facility, power, maintenance)
+    return Hourly(accel, server, facility, power, maintenance, net)
 
 
 @dataclass(frozen=True)
@@ -162,18 +175,18 @@ def _record(chip: Chip) -> dict:
 
 
 def price_basis(chip: Chip) -> PriceBasis:
-    """The chip's price basis: a design's silicon-model cost; else the catalog's purchase price (a rack price
-    / GPUs holds the server); else, for a chip only built in-house (`price_usd.basis: internal-cost`), the
-    silicon model's cost of its reference design; else, for a chip only rented, an ownership cost implied
-    from its cloud rate. `EconomicsError` when none of these exists."""
+    """The chip's price basis: a design's silicon-model cost; else the catalog's purchase price (a rack-level price
+    holds the server, its NICs and the rack's scale-up switches: `RACK_HOLDS`); else, for a chip only built in-house
+    (`price_usd.basis: internal-cost`), the silicon model's cost of its reference design; else, for a chip only
+    rented, an ownership cost implied from its cloud rate. `EconomicsError` when none of these exists."""
     if "design_path" in chip.sources:
         return PriceBasis("design", frozenset(), "silicon model unit cost plus NRE over the volume")
     price = _record(chip).get("price_usd") or {}
     if chip.price_usd is not None:
         kind = str(price.get("kind") or "catalog purchase price")
-        includes = price.get("includes")
-        if includes is None:   # a record that says it is a rack price holds the server even unmarked
-            includes = ["server"] if kind.lower().startswith("rack price") else []
+        includes = list(price.get("includes") or [])
+        if "rack" in kind.lower():   # a rack-level price holds its trays (host, NICs, scale-up switches), marked or not
+            includes = sorted(set(includes) | RACK_HOLDS)
         bad = set(includes) - set(SYSTEM_PARTS)
         if bad:
             raise EconomicsError(f"hardware {chip.id!r} price_usd.includes {sorted(bad)}: allowed "
@@ -232,7 +245,7 @@ def implied_purchase_price(chip: Chip, d: Draws, rate_usd_hr: Num | None = None)
     rate = rental_rate(chip, d) if rate_usd_hr is None else rate_usd_hr
     cost_hr = rate * (1.0 - d("cloud_margin"))
     tdp = chip_tdp(chip, d)
-    opex_only = hourly_cost(0.0, tdp, tdp, d, DEFAULT_UTILISATION, SYSTEM_PARTS).total
+    opex_only = hourly_cost(0.0, tdp, tdp, d, DEFAULT_UTILISATION, SYSTEM_PARTS, chip_network(chip, d)).total
     per_usd_hr = (annuity(d("cost_of_capital"), d("depreciation_years")) + d("maintenance_share_per_year")) \
         / HOURS_PER_YEAR
     return np.maximum((cost_hr - opex_only) / per_usd_hr, 0.0)
@@ -280,15 +293,19 @@ def price_range(chip: Chip) -> Range:
 
 
 def token_cost(srv: Serving, d: Draws, utilisation: float = DEFAULT_UTILISATION,
-               volume: float | None = None) -> TokenCost:
-    """$ per million input and output tokens at `utilisation` (share of hours at full throughput)."""
+               volume: float | None = None, cluster: float | None = None) -> TokenCost:
+    """$ per million input and output tokens at `utilisation` (share of hours at full throughput), the network sized
+    for `cluster` accelerators (default: the catalog's `network_cluster_chips`)."""
     if not 0 < utilisation <= 1:
         raise EconomicsError(f"utilisation {utilisation!r}: allowed 0 < u <= 1")
+    if cluster is not None and not cluster >= 1:
+        raise EconomicsError(f"cluster {cluster!r}: allowed 1 or more accelerators")
     chip = srv.chip
     tdp = chip_tdp(chip, d)
     basis = price_basis(chip)
     busy = srv.busy_power_w * d.triangular("power_model_error", 0.85, 1.0, 1.15)
-    hr = hourly_cost(accelerator_price(chip, d, volume), tdp, busy, d, utilisation, basis.includes)
+    hr = hourly_cost(accelerator_price(chip, d, volume), tdp, busy, d, utilisation, basis.includes,
+                     chip_network(chip, d, cluster))
     usd_s = hr.total / 3600.0
     out_tps = srv.out_tps * utilisation
     blended = usd_s / out_tps * 1e6
@@ -337,8 +354,8 @@ def break_even(gpu: Serving, custom: Serving, demand_tokens_per_day: float, d: D
     n_cus = int(np.ceil(demand_tokens_per_day / (custom.out_tps * utilisation * 86400.0)))
     design = resolve_design(custom.chip.sources["design_path"])
     report = analyse(design, d, volume=max(n_cus, 1))
-    g_hr = _hourly(gpu, gpu_price_scale * accelerator_price(gpu.chip, d), d, utilisation)
-    c_hr = _hourly(custom, report.unit.total, d, utilisation)
+    g_hr = _hourly(gpu, gpu_price_scale * accelerator_price(gpu.chip, d), d, utilisation, max(n_gpu, 1))
+    c_hr = _hourly(custom, report.unit.total, d, utilisation, max(n_cus, 1))
     one_time = nre(design, d)
     life_h = d("depreciation_years") * HOURS_PER_YEAR
     # per custom chip, the GPUs it replaces cost (throughput ratio) x their hourly TCO
@@ -348,13 +365,16 @@ def break_even(gpu: Serving, custom: Serving, demand_tokens_per_day: float, d: D
     fleet_saving = n_gpu * g_hr - n_cus * c_hr
     years = np.where(fleet_saving > 0, one_time / np.where(fleet_saving > 0, fleet_saving, 1.0) / HOURS_PER_YEAR,
                      np.inf)
-    return BreakEven(token_cost(gpu, d, utilisation), token_cost(custom, d, utilisation, max(n_cus, 1)),
+    return BreakEven(token_cost(gpu, d, utilisation, cluster=max(n_gpu, 1)),
+                     token_cost(custom, d, utilisation, max(n_cus, 1), cluster=max(n_cus, 1)),
                      demand_tokens_per_day, n_gpu, n_cus, volume, years, g_hr * life_h, c_hr * life_h)
 
 
-def _hourly(srv: Serving, price: Num, d: Draws, utilisation: float) -> Num:
+def _hourly(srv: Serving, price: Num, d: Draws, utilisation: float, cluster: float | None = None) -> Num:
+    """Hourly TCO of one chip of a fleet of `cluster` (its network sized for that fleet)."""
     busy = srv.busy_power_w * d.triangular("power_model_error", 0.85, 1.0, 1.15)
-    return hourly_cost(price, chip_tdp(srv.chip, d), busy, d, utilisation, price_basis(srv.chip).includes).total
+    return hourly_cost(price, chip_tdp(srv.chip, d), busy, d, utilisation, price_basis(srv.chip).includes,
+                       chip_network(srv.chip, d, cluster)).total
 
 
 # ---- a custom chip bought through a design partner (or built in-house), and time -------------------------

@@ -120,3 +120,25 @@ def test_results_lists_and_exports(small_file, tmp_path):
         assert res.exit_code == 0 and (tmp_path / f"p.{ext}").stat().st_size > 0
     res = runner.invoke(app, ["results", "zzzz", "--db", str(db)])
     assert res.exit_code == 2
+
+
+def test_a_custom_chips_links_domain_and_nic_speed_are_priced_by_the_network_model(small_file):
+    """More scale-up links, a larger domain or a faster NIC put more switches, optics and watts on each chip."""
+    from tokenfab.constants import Draws
+    from tokenfab.search.chips import custom_candidate
+    from tokenfab.search.problem import DesignProblem
+    from tokenfab.search.screen import network_share
+    prob = DesignProblem.load(small_file)
+    base = {"cores": 64, "clock_ghz": 1.4, "memory": "HBM3E:4x36", "sram_shared_mb": 128, "scaleup_links": 16,
+            "scaleup_domain": 32, "scaleout_gbps": 400}
+    d = Draws()
+
+    def share(**axes):
+        cand = custom_candidate(prob, {**base, **axes})
+        return network_share(cand, d, 1024)
+
+    ref = share()
+    for bigger in ({"scaleup_links": 32}, {"scaleup_domain": 128}, {"scaleout_gbps": 800}):
+        other = share(**bigger)
+        assert float(other.usd(())) > float(ref.usd(())) and float(other.w) > float(ref.w), bigger
+    assert float(share(scaleup_domain=128).pod_usd) > 0 == float(ref.pod_usd)     # beyond a rack: optics, 2 tiers

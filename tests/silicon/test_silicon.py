@@ -10,8 +10,10 @@ from hypothesis import strategies as st
 from tokenfab import catalog
 from tokenfab.constants import Draws
 from tokenfab.silicon import DesignError, analyse, parse_design, resolve_design, to_chip
+from tokenfab.silicon.area import die_areas, total_area
 from tokenfab.silicon.cost import cost_at_volume, die_yield, dies_per_wafer
-from tokenfab.silicon.fit import fit, leave_one_out, median_errors
+from tokenfab.silicon.fit import _terms, fit, leave_one_out, median_errors, write_fit
+from tokenfab.silicon.power import mac_pj
 
 BASE = {"node": "n5", "clock_ghz": 1.5, "cores": 64,
         "matrix": {"rows": 64, "cols": 64, "precisions": {"bf16": 1, "fp8": 2}},
@@ -22,23 +24,87 @@ def design(**changes):
     return parse_design({**BASE, **changes}, "test-chip")
 
 
-def test_h100_like_lands_near_the_real_die_and_tdp_leave_one_out():
-    rows = {r.id: r for r in leave_one_out()}
-    h100 = rows["h100-like"]
+@pytest.fixture(scope="module")
+def loo():
+    """`tokenfab silicon --check`: each published chip predicted with figures fitted on the others."""
+    return leave_one_out()
+
+
+def test_h100_like_lands_near_the_real_die_and_tdp_leave_one_out(loo):
+    h100 = {r.id: r for r in loo}["h100-like"]
     # fitted on the other published chips only: within 25% of 814 mm2 and 700 W
     assert abs(h100.area_pred / 814 - 1) < 0.25
     assert abs(h100.tdp_pred / 700 - 1) < 0.25
 
 
-def test_leave_one_out_median_errors_meet_the_target():
-    area, tdp = median_errors(leave_one_out())
-    assert area <= 0.20 and tdp <= 0.20
+def test_leave_one_out_area_meets_the_target(loo):
+    # issue 13: median |error| <= 12%, no chip worse than 40% (MI300X was -44%, Groq +103% before the base-die
+    # footprint, the operand ports of matrix arrays and the realised 16 nm logic density)
+    area, _ = median_errors(loo)
+    assert area <= 0.12
+    assert max(abs(r.area_err) for r in loo if r.area_err is not None) <= 0.40
+    assert sum(r.area_err is not None for r in loo) >= 8
+
+
+def test_leave_one_out_tdp_holds_its_level(loo):
+    # the issue's 12% / 40% are not met on TDP: MTIA v2 (90 W) and TPU v4i (175 W) have the same MAC count, clock
+    # class and die size, and no shared constant reconciles them (see the report); this guards the level reached
+    _, tdp = median_errors(loo)
+    assert tdp <= 0.15
+    assert max(abs(r.tdp_err) for r in loo if r.tdp_err is not None) <= 0.45
 
 
 def test_shipped_fit_is_the_current_fit():
     shipped = catalog.silicon_fit()
     for name, value in fit().items():
         assert shipped[name]["value"] == pytest.approx(value, rel=1e-3), name
+
+
+def test_refit_reproduces_the_shipped_fit_file(tmp_path):
+    """`tokenfab silicon --refit` on the shipped designs and constants writes the shipped silicon_fit.json."""
+    shipped = catalog.silicon_fit()
+    written = write_fit(tmp_path / "silicon_fit.json")
+    assert written["provenance"] == shipped["provenance"]
+    for name, entry in written.items():
+        if name == "provenance":
+            continue
+        for key, value in entry.items():
+            assert shipped[name][key] == pytest.approx(value, rel=1e-4, abs=1e-6), f"{name}.{key}"
+
+
+def test_stacked_base_dies_cover_the_dies_bonded_on_them():
+    mi300x = resolve_design("ref-mi300x")
+    xcd, iod = die_areas(mi300x, Draws())
+    # two XCDs sit on each IOD: the IOD is at least their footprint, plus its HBM/SerDes/IOD-link PHYs at the edge
+    assert iod.total >= 2 * xcd.total + (iod.phy + iod.d2d) / (1 - iod.uncore) - 1e-9
+    assert xcd.d2d == 0  # the bonded face needs no PHY
+    side = mi300x.model_copy(update={"io_die": mi300x.io_die.model_copy(update={"stacked": False})})
+    assert float(total_area(die_areas(side, Draws()))) < float(total_area(die_areas(mi300x, Draws())))
+    # the comparison is like with like: 8 x ~115 mm2 XCD + 4 x ~370 mm2 IOD = 2,400 mm2 of silicon
+    assert mi300x.reference.die_area_mm2 == 2400
+
+
+def test_operand_ports_make_large_arrays_denser():
+    """The same MACs as 64 GPU-like 16x16 arrays per core cost more area than as one 128x128 systolic array."""
+    small = design(cores=64, matrix={"units_per_core": 64, "rows": 16, "cols": 16, "precisions": {"bf16": 1}})
+    large = design(cores=64, matrix={"units_per_core": 1, "rows": 128, "cols": 128, "precisions": {"bf16": 1}})
+    a_small, a_large = die_areas(small, Draws())[0], die_areas(large, Draws())[0]
+    assert a_small.bare_logic == pytest.approx(a_large.bare_logic)
+    assert a_small.logic > 2 * a_large.logic
+
+
+def test_tdp_load_runs_at_the_published_sustained_clock():
+    mi300x = resolve_design("ref-mi300x")
+    assert mi300x.reference.tdp_clock_ghz == pytest.approx(1.207)
+    at_peak = _terms(mi300x.model_copy(update={"reference": mi300x.reference.model_copy(
+        update={"tdp_clock_ghz": None})}))
+    assert _terms(mi300x).compute_w == pytest.approx(at_peak.compute_w * 1.207 / 2.1)
+
+
+def test_tf32_mac_costs_an_fp16_mac_not_an_fp32_one():
+    d = Draws()
+    assert mac_pj(d, "tf32", "n7") == pytest.approx(mac_pj(d, "bf16", "n7") * d("tf32_mac_energy_vs_bf16"))
+    assert mac_pj(d, "tf32", "n7") < 0.5 * mac_pj(d, "fp32", "n7")
 
 
 def test_h100_like_chip_matches_the_catalog_h100():

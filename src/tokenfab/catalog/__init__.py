@@ -137,7 +137,7 @@ def silicon_fit() -> dict[str, Any]:
     """The silicon model's fitted scales (written by `tokenfab silicon --refit`); neutral ones if absent."""
     path = DATA / "silicon_fit.json"
     if not path.is_file():
-        return {"logic_area_scale": {"value": 3.0}, "control_block_mm2": {"value": 150.0},
+        return {"operand_port_cells": {"value": 40.0}, "control_block_mm2": {"value": 150.0},
                 "operand_energy_factor": {"value": 1.0}, "static_w_per_mm2": {"value": 0.1},
                 "area_error": {"p10": 0.0, "p90": 0.0}, "tdp_error": {"p10": 0.0, "p90": 0.0}}
     return json.loads(path.read_text())

@@ -23,6 +23,7 @@ from tokenfab.deployment import Deployment
 from tokenfab.economics import EconomicsError, annuity, price_basis, price_range, system_capex
 from tokenfab.hardware import Chip, load_chip
 from tokenfab.model import ModelSpec, load_model
+from tokenfab.network import chip_network
 from tokenfab.search.fleet_milp import DAYS_PER_MONTH, HOURS_PER_MONTH, Instance, Option
 from tokenfab.search.fleet_plan import (
     CustomSpec,
@@ -184,7 +185,7 @@ class Economics:
     usd_per_mw_month: float
     discount_rate: float
     life_months: int
-    system_usd: float          # server slot + network per accelerator
+    system_usd: float          # server slot per accelerator (the network is priced per chip: network.chip_network)
     host_w: float
     static_share: float
     maintenance: float         # share of hardware capex per year
@@ -203,7 +204,7 @@ def economics(plan: PlanSpec) -> Economics:
         usd_per_mw_month=value(dc.usd_per_mw_month, facility) or 0.0,
         discount_rate=rate,
         life_months=int(round(float(d("depreciation_years")) * 12)),
-        system_usd=float(d("server_cost_usd_per_slot")) + float(d("network_cost_usd_per_accelerator")),
+        system_usd=float(d("server_cost_usd_per_slot")),
         host_w=float(d("server_host_power_w_per_accelerator")),
         static_share=float(d("static_power_share")),
         maintenance=float(d("maintenance_share_per_year")),
@@ -261,14 +262,22 @@ def compile_plan(plan: PlanSpec, hardware: list[HardwareDef], classes: list[Clas
             continue
         if not tdp:
             raise FleetError(f"hardware ({hw.name}): {hw.chip.id} has no TDP: its power cannot be planned")
-        power_w = tdp + econ.host_w
+        # the chip's network share (scale-up fabric, scale-out fat tree of the catalog's default cluster)
+        if isinstance(spec, CustomSpec):
+            from tokenfab.silicon import resolve_design
+            design = resolve_design(spec.design)
+        else:
+            design = None
+        net = chip_network(hw.chip, Draws(), design=design)
+        net_w = float(net.w)
+        power_w = tdp + econ.host_w + net_w
         if hw.kind == "buy":
             price = _given_or_catalog(spec.price_usd, _catalog_price(hw.chip),  # type: ignore[attr-defined]
                                       f"hardware.buy ({hw.name}): the catalog has no price basis for "
                                       f"{hw.chip.id}; give price_usd")
             # a catalog rack price (or a rental-implied cost) already holds the server/network: not charged twice
             held = () if spec.price_usd is not None else price_basis(hw.chip).includes  # type: ignore[attr-defined]
-            unit = price * gpu_mult + float(system_capex(Draws(), held))
+            unit = price * gpu_mult + float(system_capex(Draws(), held, net))
             supply = np.full(T, float(value(spec.supply_per_month, math.inf)) * supply_mult)  # type: ignore
             lead = int(math.ceil(value(spec.lead_time_months) or 0.0))  # type: ignore[attr-defined]
             first = lead
@@ -278,7 +287,7 @@ def compile_plan(plan: PlanSpec, hardware: list[HardwareDef], classes: list[Clas
                 first = max(first, parse_month(avail_from, "available_from") - start)
             supply[:max(first, 0)] = 0.0
             options.append(Option(hw.name, "buy", cap_c, unit_cost=unit, supply=supply,
-                                  opex_month=_opex(unit, static, power_w, econ, energy_kwh),
+                                  opex_month=_opex(unit, static, power_w, econ, energy_kwh, net_w),
                                   busy_month=busy, power_w=power_w, server=spec.server_size,  # type: ignore
                                   installed=spec.installed, life_months=econ.life_months,  # type: ignore
                                   lead_months=first, gpu=True))
@@ -286,7 +295,7 @@ def compile_plan(plan: PlanSpec, hardware: list[HardwareDef], classes: list[Clas
         assert isinstance(spec, CustomSpec)
         yf = (s.yield_factor if s.yield_factor is not None else 1.0) * (value(spec.yield_factor) or 1.0)
         unit_chip, nre_usd = _custom_costs(spec, hw.chip, yf)
-        unit = unit_chip + econ.system_usd
+        unit = unit_chip + econ.system_usd + float(net.usd())
         slip = s.tapeout_slip_months or 0
         first = parse_month(spec.first_delivery, "first_delivery") - start + slip
         t = np.arange(T)
@@ -296,7 +305,7 @@ def compile_plan(plan: PlanSpec, hardware: list[HardwareDef], classes: list[Clas
             supply = np.zeros(T)
         begin = parse_month(spec.design_start, "design_start") - start if spec.design_start else 0
         options.append(Option(hw.name, "custom", cap_c, unit_cost=unit, supply=supply,
-                              opex_month=_opex(unit, static, power_w, econ, energy_kwh), busy_month=busy,
+                              opex_month=_opex(unit, static, power_w, econ, energy_kwh, net_w), busy_month=busy,
                               power_w=power_w, server=spec.server_size, life_months=econ.life_months,
                               nre=nre_usd, nre_month=begin, min_volume=spec.min_volume, lead_months=first, gpu=False))
     power = _power_cap(plan, start, T) * (s.power if s.power is not None else 1.0)
@@ -331,9 +340,11 @@ def _given_or_catalog(given: Num | None, catalog_figure: Any, missing: str) -> f
     raise FleetError(missing)
 
 
-def _opex(unit: float, static_w: float, power_w: float, econ: Economics, energy_kwh: float) -> float:
-    """$ per owned chip-month in service: idle power (static + host) at PUE, maintenance, facility per MW."""
-    idle_w = static_w + econ.host_w
+def _opex(unit: float, static_w: float, power_w: float, econ: Economics, energy_kwh: float,
+          network_w: float = 0.0) -> float:
+    """$ per owned chip-month in service: idle power (static + host + network share) at PUE, maintenance, facility
+    per MW."""
+    idle_w = static_w + econ.host_w + network_w
     return idle_w * energy_kwh + unit * econ.maintenance / 12.0 + econ.usd_per_mw_month * power_w / 1e6
 
 

@@ -311,6 +311,7 @@ def breakdown(problem: DesignProblem, row: dict[str, Any]) -> dict[str, float]:
     """$/Mtok by component: accelerator (for a design: silicon, HBM, package and the partner's margin), server and
     network, facility, power, maintenance, and for a design its NRE and software run cost."""
     from tokenfab.economics import hourly_cost
+    from tokenfab.search.screen import network_share
     from tokenfab.silicon.build import analyse
     from tokenfab.silicon.design import ChipDesign
     cand = study.candidate_for(problem, row)
@@ -320,7 +321,8 @@ def breakdown(problem: DesignProblem, row: dict[str, Any]) -> dict[str, float]:
                            "power", "maintenance", "nre", "software"), 0.0)
     for p in row["classes"]:
         busy = p["replica_power_w"] / max(p["devices"], 1.0)
-        hr = hourly_cost(cand.unit_usd, cand.tdp_w, min(busy, cand.tdp_w), d, problem.utilisation, cand.included)
+        hr = hourly_cost(cand.unit_usd, cand.tdp_w, min(busy, cand.tdp_w), d, problem.utilisation, cand.included,
+                         network_share(cand, d, p["chips"]))
         for name in ("accelerator", "server_network", "facility", "power", "maintenance"):
             parts[name] += float(getattr(hr, name)) * p["chips"] / total_tps
     if row["custom"]:

@@ -16,6 +16,7 @@ import numpy as np
 from tokenfab.constants import Draws
 from tokenfab.deployment import Deployment, DeploymentError, design_layout, kv_capacity_tokens, layout_dict
 from tokenfab.economics import HOURS_PER_YEAR, annuity, hourly_cost
+from tokenfab.network import NetworkShare, chip_network
 from tokenfab.search.chips import Candidate, fixed_per_hour
 from tokenfab.search.fluid import INFEASIBLE, Mix, screen_layout
 from tokenfab.search.problem import ClassStats, DesignProblem
@@ -111,9 +112,17 @@ def _dep_dict(dep: Deployment) -> dict[str, Any]:
     return layout_dict(dep)
 
 
+def network_share(cand: Candidate, d: Draws, chips: Any) -> NetworkShare:
+    """The candidate's network share per chip in a fleet of `chips` (network.chip_network): a design's scale-up
+    fabric from its axes (links x lane rate into a domain) and its scale-out NIC speed, so more links, larger domains
+    and faster NICs cost what their switches, optics and power cost; the scale-out fat tree sized to the fleet."""
+    return chip_network(cand.chip, d, np.maximum(chips, 1.0), design=cand.design if cand.custom else None)
+
+
 def fleet_cost(cand: Candidate, tps: np.ndarray, devices: np.ndarray, power: np.ndarray, demand_tps: float,
                utilisation: float, d: Draws | None = None, unit_usd: Any = None) -> tuple[np.ndarray, ...]:
-    """$/h of the fleet serving `demand_tps` output tokens/s, its chips and purchase cost (inf if infeasible)."""
+    """$/h of the fleet serving `demand_tps` output tokens/s, its chips and purchase cost (inf if infeasible); each
+    chip carries its network share in a cluster the size of this fleet."""
     d = d or Draws()
     ok = tps > 0
     safe = np.where(ok, tps, 1.0)
@@ -121,7 +130,8 @@ def fleet_cost(cand: Candidate, tps: np.ndarray, devices: np.ndarray, power: np.
     chips = np.ceil(units * devices)
     busy = np.where(ok, power / np.maximum(devices, 1.0), 0.0)
     price = cand.unit_usd if unit_usd is None else unit_usd
-    hr = hourly_cost(price, cand.tdp_w, np.minimum(busy, cand.tdp_w), d, utilisation, cand.included).total
+    hr = hourly_cost(price, cand.tdp_w, np.minimum(busy, cand.tdp_w), d, utilisation, cand.included,
+                     network_share(cand, d, np.where(ok, chips, 1.0))).total
     usd_h = np.where(ok, chips * hr, np.inf)
     return usd_h, np.where(ok, chips, 0.0), np.where(ok, chips * price, np.inf)
 

@@ -1,7 +1,7 @@
 """Custom silicon: a `ChipDesign` -> area, yield, unit cost, NRE, power -> a `Chip`.
 
 `design` (the schema), `area`, `cost`, `power` (the physical models), `build` (report and `Chip`),
-`fit` (the two fitted scales and the leave-one-out check on published chips).
+`fit` (the four fitted figures and the leave-one-out check on published chips).
 """
 
 from __future__ import annotations

@@ -112,6 +112,8 @@ class IoDie(_Strict):
     node: str
     count: int = Field(1, ge=1)
     stacked: bool = Field(False, description="compute dies bonded on top of the IO dies (3D), off the interposer")
+    d2d_tbps: float = Field(0.0, ge=0, description="die-to-die bandwidth from each IO die to the other IO dies, "
+                            "TB/s each direction")
 
     _n = field_validator("node", mode="before")(classmethod(lambda cls, v: _node(v)))
 
@@ -148,6 +150,9 @@ class Reference(_Strict):
 
     die_area_mm2: float | None = Field(None, gt=0, description="total silicon area, all dies")
     tdp_w: float | None = Field(None, gt=0)
+    tdp_clock_ghz: float | None = Field(None, gt=0, le=6, description="clock measured under a dense matrix load at "
+                                        "the TDP, where published (clock_ghz is then a boost clock the chip holds only "
+                                        "lightly loaded); the check runs the TDP load at it")
     source: str
     note: str | None = None
 

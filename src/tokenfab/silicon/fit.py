@@ -1,12 +1,14 @@
 """The silicon model's fitted figures, and its leave-one-out check on published chips.
 
 Everything in the area and power models comes from catalog constants except four figures no
-datasheet gives: how much core area surrounds the bare MAC/vector datapath (`logic_area_scale`), the
-fixed control block of a package (`control_block_mm2`), how much operand delivery adds to the
-arithmetic energy (`operand_energy_factor`) and static watts per mm2 (`static_w_per_mm2`). They are
-fitted, two for area and two for power, by least squares on log error over the reference chips
-(shipped designs with a `reference:` block of published area/TDP). The check predicts each chip with
-figures fitted on the others only; the spread of those errors is the model error the Monte Carlo draws.
+datasheet gives: the area of one operand port of a matrix array in MAC cells (`operand_port_cells`:
+the delivery logic on each row and column of an array, which is what makes a GPU core's small tensor
+cores cost more per MAC than a large systolic array), the fixed control block of a package
+(`control_block_mm2`), how much operand delivery adds to the arithmetic energy
+(`operand_energy_factor`) and static watts per mm2 (`static_w_per_mm2`). They are fitted, two for area
+and two for power, by least squares on log error over the reference chips (shipped designs with a
+`reference:` block of published area/TDP). The check predicts each chip with figures fitted on the
+others only; the spread of those errors is the model error the Monte Carlo draws.
 """
 
 from __future__ import annotations
@@ -33,32 +35,31 @@ def reference_designs() -> list[ChipDesign]:
 
 @dataclass(frozen=True)
 class _Terms:
-    """A reference chip reduced to the terms the fitted figures multiply."""
+    """A reference chip: its published figures and the power terms the fitted figures multiply."""
 
+    design: ChipDesign
     area: float | None
-    bare_logic: float        # mm2 of bare datapath, uncore share included
-    fixed_area: float        # SRAM, PHYs, die-to-die, uncore share included
-    block_share: float       # 1 / (1 - uncore): what one mm2 of control block adds
     tdp: float | None
     compute_w: float         # arithmetic-only matrix + vector power
     fixed_w: float           # DRAM, SRAM, links
 
 
-def _terms(design: ChipDesign, area_for_power: float | None = None) -> _Terms:
+def _terms(design: ChipDesign) -> _Terms:
     d = Draws()
-    dies = A.die_areas(design, d, scale=1.0, block=0.0)
-    u = dies[0].uncore
     matrix, vector = P.compute_power_bare(design, d)
     ref = design.reference
     assert ref is not None
-    return _Terms(ref.die_area_mm2,
-                  float(sum(die.bare_logic / (1 - u) * die.count for die in dies)),
-                  float(sum((die.sram + die.phy + die.d2d) / (1 - u) * die.count for die in dies)),
-                  1.0 / (1 - u), ref.tdp_w, float(matrix + vector), float(sum(P.fixed_dynamic_power(design, d))))
+    # like with like: a published TDP is drawn at the clock the chip sustains under that load, not at its boost
+    clock = (ref.tdp_clock_ghz or design.clock_ghz) / design.clock_ghz
+    return _Terms(design, ref.die_area_mm2, ref.tdp_w, float(matrix + vector) * clock,
+                  float(sum(P.fixed_dynamic_power(design, d))))
 
 
 def _area(p: np.ndarray, t: _Terms) -> float:
-    return p[0] * t.bare_logic + t.fixed_area + p[1] * t.block_share
+    """Silicon area of all dies with operand-port area p[0] (MAC cells) and control block p[1] (mm2).
+
+    Not linear in them: a stacked base die is as large as the dies on it or its own content."""
+    return float(A.total_area(A.die_areas(t.design, Draws(), port=float(p[0]), block=float(p[1]))))
 
 
 def _tdp(p: np.ndarray, t: _Terms, area: float) -> float:
@@ -74,10 +75,10 @@ def _least_squares(residual, x0: list[float]) -> np.ndarray:
 
 def _fit_terms(terms: list[_Terms]) -> dict[str, float]:
     with_area = [t for t in terms if t.area]
-    pa = _least_squares(lambda p: sum(np.log(_area(p, t) / t.area) ** 2 for t in with_area), [3.0, 100.0])
+    pa = _least_squares(lambda p: sum(np.log(_area(p, t) / t.area) ** 2 for t in with_area), [30.0, 100.0])
     sized = [(t, t.area or _area(pa, t)) for t in terms if t.tdp]
     pp = _least_squares(lambda p: sum(np.log(_tdp(p, t, a) / t.tdp) ** 2 for t, a in sized), [1.0, 0.1])
-    return {"logic_area_scale": float(pa[0]), "control_block_mm2": float(pa[1]),
+    return {"operand_port_cells": float(pa[0]), "control_block_mm2": float(pa[1]),
             "operand_energy_factor": float(pp[0]), "static_w_per_mm2": float(pp[1])}
 
 
@@ -117,7 +118,7 @@ def leave_one_out() -> list[CheckRow]:
     rows = []
     for i, (design, t) in enumerate(zip(designs, terms, strict=True)):
         p = _fit_terms(terms[:i] + terms[i + 1:])
-        area = _area(np.array([p["logic_area_scale"], p["control_block_mm2"]]), t)
+        area = _area(np.array([p["operand_port_cells"], p["control_block_mm2"]]), t)
         tdp = _tdp(np.array([p["operand_energy_factor"], p["static_w_per_mm2"]]), t, area)
         rows.append(CheckRow(design.id, design.label, design.node, t.area, area if t.area else None, t.tdp,
                              tdp if t.tdp else None))

@@ -6,6 +6,10 @@ clock tree, always-on logic) in proportion to the silicon area. The MAC energy i
 two figures are fitted on published TDPs (`silicon.fit`): the factor operand delivery (registers,
 buffers, wires) adds to it, and the static watts per mm2. The same coefficients drive the energy of
 each step in the step-cost model (`hardware.ChipEnergy`).
+
+The load runs at the design's clock. A published chip's peak clock is often a boost clock it holds only
+lightly loaded; where the clock it sustains under a dense matrix load at its TDP is published
+(`reference.tdp_clock_ghz`), the check (`silicon.fit`) runs the load at that clock instead.
 """
 
 from __future__ import annotations
@@ -25,6 +29,10 @@ Num = float | np.ndarray
 
 
 def mac_pj(d: Draws, precision: str, node: str) -> Num:
+    """Arithmetic energy of one MAC. TF32 multiplies FP16-sized significands: priced as a BF16 MAC times
+    `tf32_mac_energy_vs_bf16`, not as the FP32 MAC its energy class names."""
+    if precision == "tf32":
+        return d("mac_energy_pj", "bf16", node) * d("tf32_mac_energy_vs_bf16")
     return d("mac_energy_pj", ENERGY_CLASS[precision], node)
 
 
@@ -56,7 +64,11 @@ def d2d_bw(design: ChipDesign) -> float:
     """Total die-to-die traffic capacity of the package, one direction, B/s."""
     if design.chiplets.count == 1 and design.io_die is None:
         return 0.0
-    return design.chiplets.d2d_tbps * 1e12 * design.chiplets.count
+    io = design.io_die
+    # each IO die sends d2d_tbps to its neighbours: the package's IO-die links carry count x d2d_tbps one
+    # way, i.e. half of it in each of the two directions the link energy counts
+    between_io = io.d2d_tbps * io.count / 2 if io is not None else 0.0
+    return (design.chiplets.d2d_tbps * design.chiplets.count + between_io) * 1e12
 
 
 @dataclass(frozen=True)
