@@ -175,11 +175,19 @@ def design_layout(model: ModelSpec, tp: int, pp: int, ep: int, weight_precision:
     from tokenfab.speculation import default_acceptance
 
     act = weight_precision if PRECISION_BYTES[weight_precision] >= 1 else "fp8"
-    wide = ep > tp and model.is_moe
-    redundant = (-(-model.experts // ep) * ep - model.experts) if wide else 0
     return Deployment(tp=tp, pp=pp, ep=ep, weight_precision=weight_precision, act_precision=act,
                       kv_precision=kv_precision, mtp=mtp, accept=default_acceptance(model.name, mtp),
-                      redundant_experts=redundant, overlap=wide, **limits)
+                      redundant_experts=eplb_redundant_experts(model, tp, ep), overlap=ep > tp and model.is_moe,
+                      **limits)
+
+
+def eplb_redundant_experts(model: ModelSpec, tp: int, ep: int) -> int:
+    """Redundant expert copies a wide-EP engine places so every rank holds as many experts (EPLB): up to the
+    next multiple of `ep` (SGLang's 288 physical experts on EP72, DeepSeek's EP144 decode 256 + 32); none
+    when experts are spread inside the TP group (`ep <= tp`)."""
+    if not model.is_moe or ep <= tp:
+        return 0
+    return -(-model.experts // ep) * ep - model.experts
 
 
 def layout_dict(dep: Deployment) -> dict[str, Any]:
@@ -197,10 +205,9 @@ def weight_bytes_per_device(model: ModelSpec, dep: Deployment) -> float:
     the pipeline's ends; an MTP draft module is held on top of the body when speculation uses it.
     """
     wbytes = PRECISION_BYTES[dep.weight_precision]
-    moe_layers = sum(g.count for g in model.layer_groups if g.moe)
-    routed = moe_layers * model.experts * model.expert_params
+    routed = model.moe_layer_count * model.experts * model.expert_params
+    replicated = model.total_params - model.embedding_params - routed
     routed *= 1.0 + dep.redundant_experts / max(model.experts, 1)
-    replicated = model.total_params - model.embedding_params - moe_layers * model.experts * model.expert_params
     body = (replicated / dep.tp + routed / dep.width) * wbytes / dep.pp
     if dep.mtp:  # one MoE layer and a projection, mostly routed experts, so spread like them
         body += model.mtp_params * wbytes / dep.width

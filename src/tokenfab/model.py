@@ -84,6 +84,11 @@ class ModelSpec:
         return self.experts > 0
 
     @property
+    def moe_layer_count(self) -> int:
+        """Decoder layers whose MLP is routed experts (the rest are dense)."""
+        return sum(g.count for g in self.layer_groups if g.moe)
+
+    @property
     def is_mla(self) -> bool:
         return self.mla_kv_rank > 0
 

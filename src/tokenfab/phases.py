@@ -12,7 +12,7 @@ from tokenfab.deployment import Deployment
 from tokenfab.perf.shapes import StepShapes
 
 
-def decode_step(dep: Deployment, batch: float, isl: float, osl: float) -> StepShapes:
+def decode_step(batch: float, isl: float, osl: float) -> StepShapes:
     """One decode step of `batch` sequences at the phase's mean context (prompt + half the output)."""
     return StepShapes.decode(batch, isl + osl / 2.0)
 

@@ -16,7 +16,13 @@ from typing import Any
 import numpy as np
 
 from tokenfab import catalog
-from tokenfab.deployment import Deployment, DeploymentError, engine_family, kv_capacity_tokens
+from tokenfab.deployment import (
+    Deployment,
+    DeploymentError,
+    engine_family,
+    eplb_redundant_experts,
+    kv_capacity_tokens,
+)
 from tokenfab.hardware import Chip, System
 from tokenfab.model import LayerGroup, ModelSpec, load_model
 from tokenfab.perf.collectives import allreduce_time, busbw
@@ -134,18 +140,13 @@ def query_deployment(q: Query, model: ModelSpec, chip: Chip) -> Deployment:
     if not chip.supports(act) and not (PRECISION_BYTES[act] == 2 and chip.supports("bf16")):
         have = ", ".join(p for p in PRECISION_BYTES if chip.supports(p))
         raise QueryError(f"field 'precision' = {precision!r}: {chip.id} has no {precision} units (it has {have})")
-    redundant = 0
-    if model.is_moe and ep > tp and model.experts % ep:
-        # wide-EP engines fill every rank with redundant copies of hot experts (EPLB): SGLang's EP72 runs
-        # 288 physical experts, DeepSeek's EP144 decode 256 + 32 redundant
-        redundant = -(-model.experts // ep) * ep - model.experts
     engine = q.engine
     if hints.pytorch_backend and engine_family(engine) == "trtllm":
         engine = f"{engine} (pytorch backend)"
     dep = Deployment(tp=tp, pp=pp, ep=ep, weight_precision=precision, act_precision=act, kv_precision=kv,
                      engine=engine, max_batch=q.max_batch, mtp=mtp, accept=accept,
-                     redundant_experts=redundant, overlap=hints.overlap, cuda_graphs=not hints.eager,
-                     micro_batches=hints.micro_batches if hints.overlap else 1)
+                     redundant_experts=eplb_redundant_experts(model, tp, ep), overlap=hints.overlap,
+                     cuda_graphs=not hints.eager, micro_batches=hints.micro_batches if hints.overlap else 1)
     try:
         dep.check(model, chip)
     except (DeploymentError, ValueError) as err:
@@ -300,7 +301,7 @@ def _plan_decode_phase(q: Query, model: ModelSpec, chip: Chip, dep: Deployment, 
     if batch * (isl + osl) > kv_tokens or batch < 1:
         raise QueryError(f"{batch:.0f} sequences of {isl + osl:.0f} tokens exceed the KV capacity of "
                          f"{kv_tokens:.0f} tokens on {dep.devices} x {chip.id}")
-    table = build_ops(model, chip, dep, decode_step(dep, batch, isl, osl))
+    table = build_ops(model, chip, dep, decode_step(batch, isl, osl))
     first = build_ops(model, chip, dep, StepShapes.prefill(1, isl))   # a prompt in an idle prefill pool
 
     def evaluate(p: EffParams) -> dict[str, float]:

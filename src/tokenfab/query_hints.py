@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cache
 
 _PD = re.compile(r"pd-(\d+)x(?:d?ep|tp|dep)?(\d+)\+(\d+)x(?:d?ep|tp|dep)?(\d+)", re.IGNORECASE)
 _PD_NOTE = re.compile(r"(\d+) prefill \+ (\d+) decode (?:instances|nodes)", re.IGNORECASE)
@@ -26,6 +27,10 @@ _MTP_PATTERNS = (
 )
 _ATTN_DP = re.compile(r"attention DP ?(\d+)", re.IGNORECASE)
 _OVERLAP = re.compile(r"(?<!no )(?:two|dual|single)[- ](?:micro-)?batch overlap", re.IGNORECASE)
+_NO_OVERLAP = re.compile(r"no (?:dual|two)[- ]batch overlap", re.IGNORECASE)
+_MICRO_BATCHES = re.compile(r"(?<!no )(?:two|dual)[- ](?:micro-)?batch overlap", re.IGNORECASE)
+_EAGER = re.compile(r"enforce[-_ ]eager", re.IGNORECASE)
+_PYTORCH_BACKEND = re.compile(r"pytorch backend", re.IGNORECASE)
 _ACCEPT = re.compile(r"accept(?:ance)? length (?:of )?(\d+(?:\.\d+)?)", re.IGNORECASE)
 
 
@@ -61,7 +66,9 @@ def pd_layout(engine: str) -> PDLayout | None:
     return PDLayout(p, pw, d, dw)
 
 
+@cache
 def read_hints(engine: str, note: str | None) -> Hints:
+    """Everything the tag and note say (cached: `predict` asks once per planning step of a query)."""
     text = f"{engine or ''}; {note or ''}"
     first = (note or "").split(";")[0] + "; " + (engine or "")
     phase = None
@@ -84,8 +91,8 @@ def read_hints(engine: str, note: str | None) -> Hints:
     if pd is None and pools and phase is None:   # "2 prefill + 3 decode instances": widths as the query's replica
         pd = PDLayout(int(pools.group(1)), 0, int(pools.group(2)), 0)
     dp = _ATTN_DP.search(text)
-    return Hints(phase, mtp, float(acc.group(1)) if acc else None, pd, int(dp.group(1)) if dp else None,
-                 bool(_OVERLAP.search(text)) and not re.search(r"no (?:dual|two)[- ]batch overlap", text, re.I),
-                 bool(re.search(r"enforce[-_ ]eager", text, re.I)),
-                 bool(re.search(r"pytorch backend", text, re.I)),
-                 2 if re.search(r"(?<!no )(?:two|dual)[- ](?:micro-)?batch overlap", text, re.I) else 1)
+    return Hints(phase=phase, mtp=mtp, accept=float(acc.group(1)) if acc else None, pd=pd,
+                 attn_dp=int(dp.group(1)) if dp else None,
+                 overlap=bool(_OVERLAP.search(text)) and not _NO_OVERLAP.search(text),
+                 eager=bool(_EAGER.search(text)), pytorch_backend=bool(_PYTORCH_BACKEND.search(text)),
+                 micro_batches=2 if _MICRO_BATCHES.search(text) else 1)

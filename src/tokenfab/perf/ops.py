@@ -145,8 +145,8 @@ def build_ops(model: ModelSpec, chip: Chip, dep: Deployment, steps: StepShapes) 
     pair_flops = model.attn_flops_per_pair() / tp
     prefill_pair_flops = model.attn_flops_per_pair_prefill() / tp
 
-    dense_layers = sum(g.count for g in model.layer_groups if not g.moe) / dep.pp
-    moe_layers = sum(g.count for g in model.layer_groups if g.moe) / dep.pp
+    moe_layers = model.moe_layer_count / dep.pp
+    dense_layers = model.layers / dep.pp - moe_layers
     gemm("attn_proj", attn_w, tok_attn, layers_dev, qkv_cols + model.hidden)
     if dense_layers:
         gemm("mlp", model.dense_mlp_params / tp, tok_attn, dense_layers, model.intermediate / tp)

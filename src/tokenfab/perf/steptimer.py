@@ -48,6 +48,7 @@ class StepTimer:
         self.base = float(self._time(StepShapes.build())[0])
         self._tokens: list[float] = []
         self._logits: list[float] = []
+        self._decode_fixed: list[float] = []   # base + tokens + logits time of a pure decode batch, by sequences
         self._extend(max(int(max_tokens) * self._per_seq, 1))
         # attention coefficients per layer group, read off the operator table at unit shapes
         factor = engine_scale(dep.engine, params) * dep.pp
@@ -84,10 +85,9 @@ class StepTimer:
         logits = self._time(StepShapes.build(logits=counts)) - self.base
         self._tokens += tokens.tolist()
         self._logits += logits.tolist()
-
-    def _ensure(self, n: int) -> None:
-        if n >= len(self._tokens) or n >= len(self._logits):
-            self._extend(max(n, 2 * len(self._tokens)))
+        # a batch of s sequences puts s * (1 + drafts) rows through the layers
+        seqs = range(len(self._decode_fixed), (len(self._tokens) - 1) // self._per_seq + 1)
+        self._decode_fixed += [self.base + self._tokens[s * self._per_seq] + self._logits[s] for s in seqs]
 
     def tokens_time(self, tokens: int) -> float:
         if tokens >= len(self._tokens):
@@ -101,9 +101,11 @@ class StepTimer:
 
     def decode_fixed(self, seqs: int) -> float:
         """The part of a pure decode step of `seqs` sequences that does not depend on their context."""
-        rows = seqs * self._per_seq
-        self._ensure(rows)
-        return self.base + self._tokens[rows] + self._logits[seqs]
+        try:
+            return self._decode_fixed[seqs]
+        except IndexError:
+            self._extend(max(seqs * self._per_seq, 2 * len(self._tokens)))
+            return self._decode_fixed[seqs]
 
     def decode_attn_time(self, seqs: float, ctx: float) -> float:
         """Decode attention of `seqs` sequences attending to `ctx` tokens in all (windows cap each sequence)."""
