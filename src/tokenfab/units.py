@@ -70,3 +70,19 @@ def precision_bytes(precision: str) -> float:
         return PRECISION_BYTES[precision]
     except KeyError:
         raise ValueError(f"precision {precision!r} unknown: allowed {sorted(PRECISION_BYTES)}") from None
+
+
+_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
+
+
+def month_index(text: str) -> int:
+    """'2026-12' -> months since year 0 (differences are month counts); ValueError if not YYYY-MM."""
+    m = _MONTH.match(str(text))
+    if not m or not 1 <= int(m.group(2)) <= 12:
+        raise ValueError(f"{text!r}: a month is written YYYY-MM (e.g. 2026-12)")
+    return int(m.group(1)) * 12 + int(m.group(2)) - 1
+
+
+def month_label(index: int) -> str:
+    """Months since year 0 -> 'YYYY-MM'."""
+    return f"{index // 12:04d}-{index % 12 + 1:02d}"

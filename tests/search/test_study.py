@@ -13,9 +13,10 @@ from typer.testing import CliRunner
 from tokenfab.cli import app
 from tokenfab.constants import Draws
 from tokenfab.search import study
-from tokenfab.search.problem import DesignInputError, DesignProblem, month_label
+from tokenfab.search.problem import DesignInputError, DesignProblem
 from tokenfab.search.run import SearchOptions, design
 from tokenfab.store import Store
+from tokenfab.units import month_label
 
 OPTS = SearchOptions(exhaustive=True, top_k=3, sim_requests=300, samples=100)
 TIMED = {"custom": {"partner": "broadcom-style", "partner_name": "Broadcom", "generation": 1, "tapeout": "2026-01"},

@@ -30,10 +30,11 @@ from tokenfab.economics import (
 )
 from tokenfab.hardware import Chip, all_chips
 from tokenfab.perf.params import EffParams, shipped_calibration
-from tokenfab.search.problem import CHIP_AXES, DesignProblem, month_index, parse_memory
+from tokenfab.search.problem import CHIP_AXES, DesignProblem, parse_memory
 from tokenfab.silicon import resolve_design
 from tokenfab.silicon.build import analyse, to_chip
 from tokenfab.silicon.design import ChipDesign, DesignError
+from tokenfab.units import month_index
 
 
 @dataclass(frozen=True)

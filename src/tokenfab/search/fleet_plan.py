@@ -8,31 +8,27 @@ the planner uses `value` and the scenarios may use the band.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from tokenfab.units import month_index, month_label
+
 
 class FleetError(ValueError):
     """Bad or infeasible fleet input; the message is one line naming the field or the constraint."""
 
 
-_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 
 
 def parse_month(text: str, where: str) -> int:
-    """'2026-03' -> months since year 0 (so differences are month counts)."""
-    m = _MONTH.match(str(text))
-    if not m or not 1 <= int(m.group(2)) <= 12:
-        raise FleetError(f"{where} = {text!r}: a month is written YYYY-MM (e.g. 2026-03)")
-    return int(m.group(1)) * 12 + int(m.group(2)) - 1
-
-
-def month_label(index: int) -> str:
-    return f"{index // 12:04d}-{index % 12 + 1:02d}"
+    """'2026-03' -> months since year 0 (so differences are month counts); the plan's field named on a bad one."""
+    try:
+        return month_index(text)
+    except ValueError:
+        raise FleetError(f"{where} = {text!r}: a month is written YYYY-MM (e.g. 2026-03)") from None
 
 
 class _Doc(BaseModel):

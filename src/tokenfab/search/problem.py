@@ -10,11 +10,10 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import re
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import yaml
@@ -24,13 +23,12 @@ from tokenfab import catalog
 from tokenfab import workload as W
 from tokenfab.model import ModelSpec, load_model
 from tokenfab.tech import MEMORY_TYPES, NODES
-from tokenfab.units import PRECISION_BYTES
+from tokenfab.units import PRECISION_BYTES, month_index
 
 DEFAULT_PATH = Path(str(catalog.DATA)) / "design_default.yaml"
 CHIP_AXES = ("cores", "clock_ghz", "memory", "sram_shared_mb", "scaleup_links", "scaleup_domain", "scaleout_gbps")
 DEP_AXES = ("tp", "pp", "weight_precision", "kv_precision", "max_batch", "chunk_tokens", "disaggregated")
 LENGTH_SAMPLE = 20000
-_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 
 
 class DesignInputError(ValueError):
@@ -72,18 +70,6 @@ def parse_memory(spec: str) -> tuple[str, int, float]:
     return out
 
 
-def month_index(text: str) -> int:
-    """'2026-12' -> months since year 0 (differences are month counts); ValueError if not YYYY-MM."""
-    m = _MONTH.match(str(text))
-    if not m or not 1 <= int(m.group(2)) <= 12:
-        raise ValueError(f"{text!r}: a month is written YYYY-MM (e.g. 2026-12)")
-    return int(m.group(1)) * 12 + int(m.group(2)) - 1
-
-
-def month_label(index: int) -> str:
-    return f"{index // 12:04d}-{index % 12 + 1:02d}"
-
-
 class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -115,6 +101,9 @@ class ScenarioSpec(_Spec):
 
     supply_shock_price_premium: float | None = Field(default=None, ge=0, le=5)
     tapeout_slip_months: float | None = Field(default=None, ge=0, le=60)
+
+
+SpecT = TypeVar("SpecT", bound=BaseModel)
 
 
 def _spec_error(section: str, err: ValidationError) -> DesignInputError:
@@ -252,25 +241,23 @@ class DesignProblem:
         rng = self.raw.get("demand_range_output_tokens_per_day") or [self.demand, self.demand]
         return float(rng[0]), float(rng[1])
 
+    def _section(self, key: str, spec: type[SpecT]) -> SpecT:
+        """A mapping section of the problem validated against its pydantic model; one line on a bad field."""
+        raw = self.raw.get(key) or {}
+        if not isinstance(raw, dict):
+            _fail(f"{key}: a mapping ({', '.join(spec.model_fields)})")
+        try:
+            return spec.model_validate(raw)
+        except ValidationError as err:
+            raise _spec_error(key, err) from None
+
     @cached_property
     def custom_spec(self) -> CustomSpec:
-        raw = self.raw.get("custom") or {}
-        if not isinstance(raw, dict):
-            _fail("custom: a mapping (partner, generation, tapeout, first_delivery, catalog_price_date)")
-        try:
-            return CustomSpec.model_validate(raw)
-        except ValidationError as err:
-            raise _spec_error("custom", err) from None
+        return self._section("custom", CustomSpec)
 
     @cached_property
     def scenario_spec(self) -> ScenarioSpec:
-        raw = self.raw.get("scenarios") or {}
-        if not isinstance(raw, dict):
-            _fail("scenarios: a mapping (supply_shock_price_premium, tapeout_slip_months)")
-        try:
-            return ScenarioSpec.model_validate(raw)
-        except ValidationError as err:
-            raise _spec_error("scenarios", err) from None
+        return self._section("scenarios", ScenarioSpec)
 
     @property
     def terms(self) -> Any:

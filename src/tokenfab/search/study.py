@@ -23,8 +23,9 @@ import numpy as np
 from tokenfab.constants import Draws, get, percentiles
 from tokenfab.economics import HOURS_PER_YEAR
 from tokenfab.search import chips as C
-from tokenfab.search.problem import DesignProblem, month_index, month_label
+from tokenfab.search.problem import DesignProblem
 from tokenfab.search.screen import fleet_cost
+from tokenfab.units import month_index, month_label
 
 FAMILIES = ("gpu", "tpu", "trainium")
 FAMILY_NAMES = {"gpu": "GPU", "tpu": "TPU", "trainium": "Trainium"}
