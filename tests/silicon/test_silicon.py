@@ -46,12 +46,26 @@ def test_leave_one_out_area_meets_the_target(loo):
     assert sum(r.area_err is not None for r in loo) >= 8
 
 
-def test_leave_one_out_tdp_holds_its_level(loo):
-    # the issue's 12% / 40% are not met on TDP: MTIA v2 (90 W) and TPU v4i (175 W) have the same MAC count, clock
-    # class and die size, and no shared constant reconciles them (see the report); this guards the level reached
+def test_leave_one_out_tdp_meets_the_target(loo):
+    # issue 13: median |error| <= 12%, no chip worse than 40% (MTIA v2 was +43% before TDP scopes: its 90 W is a
+    # bare package's, the module TDPs carry the regulator loss)
     _, tdp = median_errors(loo)
-    assert tdp <= 0.15
-    assert max(abs(r.tdp_err) for r in loo if r.tdp_err is not None) <= 0.45
+    assert tdp <= 0.12
+    assert max(abs(r.tdp_err) for r in loo if r.tdp_err is not None) <= 0.40
+
+
+def test_package_tdp_leaves_out_regulator_loss_and_board_dram():
+    mtia = resolve_design("ref-mtia-v2")
+    assert mtia.reference.tdp_scope == "package"
+    as_module = _terms(mtia.model_copy(update={"reference": mtia.reference.model_copy(
+        update={"tdp_scope": "module"})}))
+    package = _terms(mtia)
+    assert package.delivery == 1.0 and as_module.delivery > 1.05
+    assert package.fixed_w < as_module.fixed_w            # LPDDR5 devices sit on the board
+    # a design's own TDP is a module's: the regulator loss is one of its parts
+    report = analyse(resolve_design("h100-like"))
+    assert float(report.power.delivery) == pytest.approx(
+        float(report.power.tdp - report.power.delivery) * (1 / Draws()("voltage_regulator_efficiency") - 1), rel=1e-6)
 
 
 def test_shipped_fit_is_the_current_fit():

@@ -8,7 +8,7 @@ interposer) live in `silicon.build`.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -153,6 +153,10 @@ class Reference(_Strict):
     tdp_clock_ghz: float | None = Field(None, gt=0, le=6, description="clock measured under a dense matrix load at "
                                         "the TDP, where published (clock_ghz is then a boost clock the chip holds only "
                                         "lightly loaded); the check runs the TDP load at it")
+    tdp_scope: Literal["module", "package"] = Field(
+        "module", description="what the published TDP covers: 'module' (SXM/OAM/card: the package, its on-package "
+        "memory and the module's voltage-regulator loss) or 'package' (the chip package alone, as MTIA v2's 90 W: "
+        "no regulator loss, and of off-package DRAM only the package's PHY)")
     source: str
     note: str | None = None
 

@@ -41,7 +41,8 @@ class _Terms:
     area: float | None
     tdp: float | None
     compute_w: float         # arithmetic-only matrix + vector power
-    fixed_w: float           # DRAM, SRAM, links
+    fixed_w: float           # DRAM, SRAM, links (inside the TDP's scope)
+    delivery: float          # watts drawn per watt reaching the silicon (regulator loss of a module TDP)
 
 
 def _terms(design: ChipDesign) -> _Terms:
@@ -51,8 +52,11 @@ def _terms(design: ChipDesign) -> _Terms:
     assert ref is not None
     # like with like: a published TDP is drawn at the clock the chip sustains under that load, not at its boost
     clock = (ref.tdp_clock_ghz or design.clock_ghz) / design.clock_ghz
-    return _Terms(design, ref.die_area_mm2, ref.tdp_w, float(matrix + vector) * clock,
-                  float(sum(P.fixed_dynamic_power(design, d))))
+    fixed = float(sum(P.fixed_dynamic_power(design, d)))
+    if ref.tdp_scope == "package":
+        fixed -= float(P.offpackage_dram_w(design, d))
+    return _Terms(design, ref.die_area_mm2, ref.tdp_w, float(matrix + vector) * clock, fixed,
+                  P.delivery_factor(ref.tdp_scope))
 
 
 def _area(p: np.ndarray, t: _Terms) -> float:
@@ -63,7 +67,7 @@ def _area(p: np.ndarray, t: _Terms) -> float:
 
 
 def _tdp(p: np.ndarray, t: _Terms, area: float) -> float:
-    return p[0] * t.compute_w + t.fixed_w + p[1] * area
+    return (p[0] * t.compute_w + t.fixed_w + p[1] * area) * t.delivery
 
 
 def _least_squares(residual, x0: list[float]) -> np.ndarray:

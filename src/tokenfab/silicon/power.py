@@ -7,6 +7,11 @@ two figures are fitted on published TDPs (`silicon.fit`): the factor operand del
 buffers, wires) adds to it, and the static watts per mm2. The same coefficients drive the energy of
 each step in the step-cost model (`hardware.ChipEnergy`).
 
+A design's TDP is a module's, as accelerators are sold and racked (SXM, OAM, cards): it adds the loss of the
+module's voltage regulators (`voltage_regulator_efficiency`) to what the silicon draws. A published TDP of a
+bare package (`reference.tdp_scope: package`, e.g. MTIA v2) is checked without that loss, and without the
+energy spent inside DRAM devices that sit on the board rather than in the package.
+
 The load runs at the design's clock. A published chip's peak clock is often a boost clock it holds only
 lightly loaded; where the clock it sustains under a dense matrix load at its TDP is published
 (`reference.tdp_clock_ghz`), the check (`silicon.fit`) runs the load at that clock instead.
@@ -81,6 +86,7 @@ class PowerBreakdown:
     sram: Num
     links: Num
     static: Num
+    delivery: Num = 0.0  # voltage-regulator loss on the module
 
     @property
     def dynamic(self) -> Num:
@@ -88,7 +94,21 @@ class PowerBreakdown:
 
     @property
     def tdp(self) -> Num:
-        return self.dynamic + self.static
+        return self.dynamic + self.static + self.delivery
+
+
+def delivery_factor(scope: str = "module") -> float:
+    """What a TDP of `scope` draws per watt reaching the silicon: 1/regulator efficiency for a module, 1 for a
+    bare package."""
+    return 1.0 / float(get("voltage_regulator_efficiency").value) if scope == "module" else 1.0
+
+
+def offpackage_dram_w(design: ChipDesign, d: Draws) -> Num:
+    """DRAM power spent in devices on the board, outside the package (LPDDR/GDDR; HBM sits in the package)."""
+    mem = design.memory
+    if mem.type == "none" or mem.is_hbm:
+        return 0.0
+    return memory_bw(design) * 8 * d("dram_pj_per_bit", mem.type) * 1e-12 * (1.0 - d("offpackage_dram_phy_share"))
 
 
 def fixed_dynamic_power(design: ChipDesign, d: Draws) -> tuple[Num, Num, Num]:
@@ -128,8 +148,8 @@ def power(design: ChipDesign, d: Draws, area_mm2: Num, factor: float | None = No
         err = d.triangular("tdp_error", 1.0 + e["p10"], 1.0, 1.0 + e["p90"])
     matrix, vector = compute_power_bare(design, Draws())  # pinned by the fit, like the area constants
     dram, sram, links = fixed_dynamic_power(design, Draws())
-    return PowerBreakdown(k * matrix * err, k * vector * err, dram * err, sram * err, links * err,
-                          w_mm2 * area_mm2 * err)
+    parts = (k * matrix * err, k * vector * err, dram * err, sram * err, links * err, w_mm2 * area_mm2 * err)
+    return PowerBreakdown(*parts, delivery=sum(parts) * (delivery_factor() - 1.0))
 
 
-__all__ = ["PowerBreakdown", "memory_bw", "power", "scaleup_bw"]
+__all__ = ["PowerBreakdown", "delivery_factor", "memory_bw", "offpackage_dram_w", "power", "scaleup_bw"]
