@@ -64,8 +64,10 @@ def test_break_even_volume_falls_as_gpus_get_dearer(h100, custom):
 
 
 def test_break_even_time_falls_with_demand(h100, custom):
-    years = [float(break_even(h100, custom, demand, Draws()).years) for demand in (1e11, 1e12, 1e13)]
-    assert years[0] > years[1] > years[2] > 0
+    # with a software team to pay every year, a small demand never pays back (inf)
+    years = [float(break_even(h100, custom, demand, Draws()).years) for demand in (1e12, 3e13, 1e14, 1e15)]
+    assert years[0] == np.inf
+    assert years[1] > years[2] > years[3] > 0
 
 
 # ---- price bases: rivals priced, rack prices not charged twice, monotone in every price -----------------
@@ -261,6 +263,28 @@ def test_software_maturity_is_below_one_and_rises_over_generations():
     assert gens[0] == pytest.approx(0.75) and all(0 < g < 1 for g in gens) and gens == sorted(gens)
     firsts = [float(software_maturity(_Pinned(software_maturity_first_gen=x), 2)) for x in (0.5, 0.75, 0.9)]
     assert firsts == sorted(firsts)
+
+
+def test_break_even_prices_the_custom_chip_as_it_is_bought(h100, custom):
+    """More partner margin, more software run cost or a less mature stack never bring the break-even nearer; buying
+    in-house at cost with no software (the old basis) is the cheapest custom chip."""
+    from tokenfab.economics import CustomTerms
+
+    def volume(d, terms=None):
+        return float(break_even(h100, custom, 1e12, d, terms=terms).volume)
+
+    margins = [volume(_Pinned(partner_gross_margin=m)) for m in (0.3, 0.45, 0.6)]
+    assert margins == sorted(margins) and margins[0] < margins[-1]
+    runs = [volume(_Pinned(software_run_usd_per_year=x)) for x in (6e7, 1.5e8, 4e8)]
+    assert runs == sorted(runs) and runs[0] < runs[-1]
+    mature = [volume(_Pinned(software_maturity_first_gen=x)) for x in (0.5, 0.75, 0.95)]
+    assert mature == sorted(mature, reverse=True)
+    be = break_even(h100, custom, 1e12, Draws())
+    bare = break_even(h100, custom, 1e12, _Pinned(software_nre_usd=0.0, software_run_usd_per_year=0.0,
+                                                  software_maturity_first_gen=1.0), terms=CustomTerms("in-house"))
+    assert float(bare.volume) < float(be.volume)
+    assert float(np.median(bare.custom.usd_per_mtok_out)) < float(np.median(be.custom.usd_per_mtok_out))
+    assert bare.customs_needed < be.customs_needed                  # maturity 0.75: a third more chips
 
 
 def test_catalog_prices_decline_with_time_and_the_rate():

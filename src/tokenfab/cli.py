@@ -689,13 +689,21 @@ def breakeven(
     samples: SamplesOpt = 10_000,
     seed: SeedOpt = 0,
     calibration: CalibrationOpt = None,
+    partner: Annotated[str, typer.Option(help="how the chip is bought: broadcom-style (a design partner's price and "
+                                         "NRE share) or in-house (at cost, all of the NRE)")] = "broadcom-style",
+    generation: Annotated[int, typer.Option(help="the custom chip's generation (software maturity, NRE reuse)")] = 1,
 ) -> None:
-    """Volume and time at which a custom design (NRE + unit cost + opex) costs less than a GPU fleet."""
+    """Volume and time at which a custom design, bought as it would be (partner price, buyer's NRE share,
+    software NRE and team, first-generation software maturity), costs less than a GPU fleet."""
     from rich.table import Table
 
     from tokenfab.constants import Draws
-    from tokenfab.economics import EconomicsError, break_even
+    from tokenfab.economics import CustomTerms, EconomicsError, break_even
     from tokenfab.silicon import is_design_ref
+    try:
+        terms = CustomTerms(partner, generation)
+    except EconomicsError as e:
+        fail(str(e).replace("custom.", "--"))
     isl, osl = _lengths(workload, input_len, output_len)
     _check_samples(samples)
     if demand <= 0:
@@ -706,18 +714,19 @@ def breakeven(
     g = _serving(_chip(gpu), model, isl, osl, calibration)
     c = _serving(_chip(design), model, isl, osl, calibration)
     try:
-        be = break_even(g, c, demand, Draws(n=samples or None, seed=seed), utilisation)
+        be = break_even(g, c, demand, Draws(n=samples or None, seed=seed), utilisation, terms=terms)
     except EconomicsError as e:
         fail(str(e))
     table = Table("quantity", g.chip.id, c.chip.id, title=f"break-even: {demand:,.3g} output tokens/day of {model} "
                   f"({isl:.0f} in / {osl:.0f} out), utilisation {utilisation:.0%}")
     table.add_row("output tokens/s per chip", f"{g.out_tps:,.0f}", f"{c.out_tps:,.0f}")
     table.add_row("chips for the demand", f"{be.gpus_needed:,}", f"{be.customs_needed:,}")
-    table.add_row("$/h per chip (TCO; custom with NRE over this fleet)", _band(be.gpu.hourly.total, "{:.2f}"),
-                  _band(be.custom.hourly.total, "{:.2f}"))
+    table.add_row(f"$/h per chip (TCO; custom {partner}, with NRE and software over this fleet)",
+                  _band(be.gpu.hourly.total, "{:.2f}"), _band(be.custom.hourly.total, "{:.2f}"))
     table.add_row("$/Mtok output", _band(be.gpu.usd_per_mtok_out, "{:.3f}"),
                   _band(be.custom.usd_per_mtok_out, "{:.3f}"))
-    table.add_row("life TCO per chip $ (custom: no NRE)", _band(be.gpu_life_cost), _band(be.custom_life_cost))
+    table.add_row("life TCO per chip $ (custom: no NRE or software)", _band(be.gpu_life_cost),
+                  _band(be.custom_life_cost))
     out.print(table)
     out.print(f"break-even volume: {_band(be.volume)} custom chips; break-even time at this demand: "
               f"{_band(be.years, '{:,.2f}')} years (inf = never); {samples:,} samples, seed {seed}")

@@ -106,10 +106,11 @@ class Draws:
 
 
 def percentiles(x: float | np.ndarray) -> tuple[float, float, float]:
-    """P10, P50, P90 of a sampled figure (all three equal for a nominal float)."""
+    """P10, P50, P90 of a sampled figure (all three equal for a nominal float). Infinite draws ("never") rank
+    above every finite one: a percentile that falls among them is inf, not the nan interpolation would give."""
     arr = np.asarray(x, dtype=float)
     if arr.ndim == 0:
         v = float(arr)
         return v, v, v
-    p10, p50, p90 = np.percentile(arr, [10, 50, 90])
+    p10, p50, p90 = np.percentile(arr, [10, 50, 90], method="lower" if np.isinf(arr).any() else "linear")
     return float(p10), float(p50), float(p90)

@@ -293,9 +293,12 @@ def price_range(chip: Chip) -> Range:
 
 
 def token_cost(srv: Serving, d: Draws, utilisation: float = DEFAULT_UTILISATION,
-               volume: float | None = None, cluster: float | None = None) -> TokenCost:
+               volume: float | None = None, cluster: float | None = None, price: Num | None = None,
+               throughput_scale: Num = 1.0) -> TokenCost:
     """$ per million input and output tokens at `utilisation` (share of hours at full throughput), the network sized
-    for `cluster` accelerators (default: the catalog's `network_cluster_chips`)."""
+    for `cluster` accelerators (default: the catalog's `network_cluster_chips`). `price` replaces the chip's price
+    basis (a custom chip bought from a partner); `throughput_scale` is the share of the modelled throughput the
+    chip's software delivers."""
     if not 0 < utilisation <= 1:
         raise EconomicsError(f"utilisation {utilisation!r}: allowed 0 < u <= 1")
     if cluster is not None and not cluster >= 1:
@@ -304,10 +307,10 @@ def token_cost(srv: Serving, d: Draws, utilisation: float = DEFAULT_UTILISATION,
     tdp = chip_tdp(chip, d)
     basis = price_basis(chip)
     busy = srv.busy_power_w * d.triangular("power_model_error", 0.85, 1.0, 1.15)
-    hr = hourly_cost(accelerator_price(chip, d, volume), tdp, busy, d, utilisation, basis.includes,
-                     chip_network(chip, d, cluster))
+    hr = hourly_cost(accelerator_price(chip, d, volume) if price is None else price, tdp, busy, d, utilisation,
+                     basis.includes, chip_network(chip, d, cluster))
     usd_s = hr.total / 3600.0
-    out_tps = srv.out_tps * utilisation
+    out_tps = srv.out_tps * utilisation * throughput_scale
     blended = usd_s / out_tps * 1e6
     isl, osl = srv.input_len, srv.output_len
     request_s = osl / srv.out_tps                       # device-seconds per request at full load
@@ -329,45 +332,61 @@ class BreakEven:
     custom: TokenCost
     demand_tokens_per_day: float
     gpus_needed: int
-    customs_needed: int
-    volume: Num        # custom chips whose lifetime saving repays the NRE (inf: never)
+    customs_needed: int  # median over the draws (the software maturity is drawn)
+    volume: Num        # custom chips whose lifetime saving repays the one-off and software costs (inf: never)
     years: Num         # time at which the custom fleet's cumulative cost drops below the GPUs' (inf: never)
     gpu_life_cost: Num     # one GPU over the depreciation life (TCO)
     custom_life_cost: Num  # one custom chip over the depreciation life (TCO, without NRE)
 
 
 def break_even(gpu: Serving, custom: Serving, demand_tokens_per_day: float, d: Draws,
-               utilisation: float = DEFAULT_UTILISATION, gpu_price_scale: float = 1.0) -> BreakEven:
+               utilisation: float = DEFAULT_UTILISATION, gpu_price_scale: float = 1.0,
+               terms: CustomTerms | None = None) -> BreakEven:
     """Break-even volume and time of a custom design against a GPU for a demand in output tokens/day.
 
-    Both fleets cost their hourly TCO (annualised capex + opex; the custom chip at its unit cost
-    without NRE); the custom fleet also pays the NRE up front. Time: NRE / hourly saving of the custom
-    fleet at this demand. Volume: custom chips over whose life the saving per chip repays the NRE."""
+    The custom chip is bought as `terms` say (default: from a Broadcom-style partner, first generation): each
+    chip at the partner's price, the buyer's share of the NRE and the software NRE up front, the software
+    team every year, and only `software_maturity` of the throughput a mature stack would reach (more chips).
+    Both fleets cost their hourly TCO (annualised capex + opex). Time: one-off cost / hourly saving of the
+    custom fleet net of the software run cost. Volume: custom chips over whose life the saving per chip
+    repays the one-off cost and the software run cost of that life."""
     from tokenfab.silicon import resolve_design
     from tokenfab.silicon.build import analyse
-    from tokenfab.silicon.cost import nre
+    terms = terms or CustomTerms()
     if demand_tokens_per_day <= 0:
         raise EconomicsError("demand must be a positive number of output tokens per day")
     if "design_path" not in custom.chip.sources:
         raise EconomicsError(f"--design {custom.chip.id!r} is a catalog chip: give a design YAML or shipped design id")
+    maturity = software_maturity(d, terms.generation)
+    custom_tps = custom.out_tps * maturity        # what the first stacks deliver of the modelled throughput
     n_gpu = int(np.ceil(demand_tokens_per_day / (gpu.out_tps * utilisation * 86400.0)))
-    n_cus = int(np.ceil(demand_tokens_per_day / (custom.out_tps * utilisation * 86400.0)))
+    n_cus = np.ceil(demand_tokens_per_day / (custom_tps * utilisation * 86400.0))
     design = resolve_design(custom.chip.sources["design_path"])
-    report = analyse(design, d, volume=max(n_cus, 1))
+    report = analyse(design, d, volume=max(int(np.max(n_cus)), 1))
     g_hr = _hourly(gpu, gpu_price_scale * accelerator_price(gpu.chip, d), d, utilisation, max(n_gpu, 1))
-    c_hr = _hourly(custom, report.unit.total, d, utilisation, max(n_cus, 1))
-    one_time = nre(design, d)
+    c_hr = _hourly(custom, partner_unit_price(report.unit.total, d, terms), d, utilisation,
+                   max(int(np.max(n_cus)), 1))
+    masks = d("mask_set_usd", design.node) if terms.slip_months > 0 else 0.0
+    one_time = buyer_nre(report.nre, masks, d, terms)
+    run_h = software_run_usd_per_hour(d)
     life_h = d("depreciation_years") * HOURS_PER_YEAR
     # per custom chip, the GPUs it replaces cost (throughput ratio) x their hourly TCO
-    saving_per_chip = custom.out_tps / gpu.out_tps * g_hr - c_hr
-    volume = np.where(saving_per_chip > 0, one_time / np.where(saving_per_chip > 0, saving_per_chip, 1.0) / life_h,
+    saving_per_chip = custom_tps / gpu.out_tps * g_hr - c_hr
+    volume = np.where(saving_per_chip > 0,
+                      (one_time + run_h * life_h) / np.where(saving_per_chip > 0, saving_per_chip, 1.0) / life_h,
                       np.inf)
-    fleet_saving = n_gpu * g_hr - n_cus * c_hr
+    fleet_saving = n_gpu * g_hr - n_cus * c_hr - run_h
     years = np.where(fleet_saving > 0, one_time / np.where(fleet_saving > 0, fleet_saving, 1.0) / HOURS_PER_YEAR,
                      np.inf)
+    n_cus_p50 = int(np.median(n_cus))
+    # the custom fleet's $/Mtok: each chip at the partner's price plus its share of the one-off and the software
+    # team over the chip's life
+    buyer_price = (partner_unit_price(report.unit.total, d, terms)
+                   + (one_time + run_h * life_h) / np.maximum(n_cus, 1))
     return BreakEven(token_cost(gpu, d, utilisation, cluster=max(n_gpu, 1)),
-                     token_cost(custom, d, utilisation, max(n_cus, 1), cluster=max(n_cus, 1)),
-                     demand_tokens_per_day, n_gpu, n_cus, volume, years, g_hr * life_h, c_hr * life_h)
+                     token_cost(custom, d, utilisation, cluster=max(n_cus_p50, 1), price=buyer_price,
+                                throughput_scale=maturity),
+                     demand_tokens_per_day, n_gpu, n_cus_p50, volume, years, g_hr * life_h, c_hr * life_h)
 
 
 def _hourly(srv: Serving, price: Num, d: Draws, utilisation: float, cluster: float | None = None) -> Num:

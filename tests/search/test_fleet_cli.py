@@ -107,3 +107,26 @@ def test_example_plans_validate() -> None:
 def test_unknown_scenario_is_named() -> None:
     with pytest.raises(FleetError, match="--scenarios 'nope'"):
         plan_fleet(parse_plan(tiny()), ["nope"])
+
+
+def test_custom_chip_bought_dearer_is_never_cheaper_to_plan(tmp_path: Path) -> None:
+    """A custom chip with a software team to pay, or bought through a partner, never lowers the plan's cost."""
+    def cost(**custom: object) -> tuple[float, float]:
+        spec = {"design": "inference-hbm", "design_start": "2026-01", "tape_out": "2026-02",
+                "first_delivery": "2026-04", "ramp_months": 1, "supply_per_month": 400, **custom}
+        plan = parse_plan(tiny(scenarios=[], months=24, hardware={
+            "buy": [{"id": "h100-sxm", "lead_time_months": 1, "supply_per_month": 400}],
+            "rent": [{"id": "h100-sxm", "available": 300}], "custom": [spec]}))
+        sol = plan_fleet(plan, cache_dir=tmp_path).base.solution
+        assert sol is not None
+        custom_chips = sum(sol.delivered[i].sum() for i, o in enumerate(sol.instance.options) if o.kind == "custom")
+        return sol.cost, float(custom_chips)
+
+    free = cost(partner="in-house", software_usd_per_year=0.0, nre_usd=1.0)
+    assert free[1] > 0                                   # at cost and with no software it is built
+    team = cost(partner="in-house", software_usd_per_year=2e5, nre_usd=1.0)
+    partner = cost(partner="broadcom-style", software_usd_per_year=0.0, nre_usd=1.0)
+    assert team[0] > free[0] and partner[0] > free[0]
+    assert team[1] <= free[1] and partner[1] <= free[1]
+    never = cost(partner="in-house", software_usd_per_year=5e8, nre_usd=1.0)
+    assert never[1] == 0                                 # a team dearer than the whole fleet: not built

@@ -211,19 +211,34 @@ def economics(plan: PlanSpec) -> Economics:
     )
 
 
-def _custom_costs(spec: CustomSpec, chip: Chip, yield_factor: float) -> tuple[float, float]:
-    """Unit cost (no NRE) and NRE from the plan or the silicon model; a yield shortfall raises the silicon's
-    share of the unit cost by 1 / yield_factor (fewer good dies per wafer)."""
+@dataclass(frozen=True)
+class _CustomCosts:
+    unit: float          # $ the buyer pays per chip (no server/network)
+    nre: float           # $ the buyer pays once if the chip is built
+    run_month: float     # $ per month of software team once built
+    maturity: float      # share of the modelled throughput the chip's software delivers
+
+
+def _custom_costs(spec: CustomSpec, yield_factor: float, slip_months: int) -> _CustomCosts:
+    """What the buyer pays for the custom chip (`economics.CustomTerms`), from the plan or the silicon model and
+    the catalog; a yield shortfall raises the silicon's share of the unit cost by 1 / yield_factor (fewer good
+    dies per wafer), a tape-out slip adds a respin's masks and the slipped months of the software team."""
+    from tokenfab.economics import CustomTerms, buyer_nre, partner_unit_price, software_maturity
     from tokenfab.silicon import analyse, resolve_design
-    from tokenfab.silicon.cost import nre
     design = resolve_design(spec.design)
+    d = Draws()
+    terms = CustomTerms(spec.partner, spec.generation, float(slip_months))
+    rep = analyse(design, d, volume=max(spec.min_volume, 1))
     if spec.unit_cost_usd is not None:
         unit = (value(spec.unit_cost_usd) or 0.0) / yield_factor
     else:
-        rep = analyse(design, Draws(), volume=max(spec.min_volume, 1))
-        unit = float(rep.unit.total) + float(rep.unit.silicon) * (1.0 / yield_factor - 1.0)
-    one_off = value(spec.nre_usd) if spec.nre_usd is not None else float(nre(design, Draws()))
-    return unit, float(one_off or 0.0)
+        cost = float(rep.unit.total) + float(rep.unit.silicon) * (1.0 / yield_factor - 1.0)
+        unit = float(partner_unit_price(cost, d, terms))
+    masks = float(d("mask_set_usd", design.node)) if slip_months > 0 else 0.0
+    one_off = value(spec.nre_usd) if spec.nre_usd is not None else float(buyer_nre(rep.nre, masks, d, terms))
+    run = value(spec.software_usd_per_year, float(d("software_run_usd_per_year")))
+    return _CustomCosts(unit, float(one_off or 0.0), float(run or 0.0) / 12.0,
+                        float(software_maturity(d, spec.generation)))
 
 
 def compile_plan(plan: PlanSpec, hardware: list[HardwareDef], classes: list[ClassDef], caps: CapacityTable,
@@ -294,9 +309,9 @@ def compile_plan(plan: PlanSpec, hardware: list[HardwareDef], classes: list[Clas
             continue
         assert isinstance(spec, CustomSpec)
         yf = (s.yield_factor if s.yield_factor is not None else 1.0) * (value(spec.yield_factor) or 1.0)
-        unit_chip, nre_usd = _custom_costs(spec, hw.chip, yf)
-        unit = unit_chip + econ.system_usd + float(net.usd())
         slip = s.tapeout_slip_months or 0
+        bought = _custom_costs(spec, yf, slip)
+        unit = bought.unit + econ.system_usd + float(net.usd())
         first = parse_month(spec.first_delivery, "first_delivery") - start + slip
         t = np.arange(T)
         ramp = np.clip((t - first + 1) / spec.ramp_months, 0.0, 1.0)
@@ -304,10 +319,11 @@ def compile_plan(plan: PlanSpec, hardware: list[HardwareDef], classes: list[Clas
         if not allow_custom:
             supply = np.zeros(T)
         begin = parse_month(spec.design_start, "design_start") - start if spec.design_start else 0
-        options.append(Option(hw.name, "custom", cap_c, unit_cost=unit, supply=supply,
+        options.append(Option(hw.name, "custom", cap_c * bought.maturity, unit_cost=unit, supply=supply,
                               opex_month=_opex(unit, static, power_w, econ, energy_kwh, net_w), busy_month=busy,
                               power_w=power_w, server=spec.server_size, life_months=econ.life_months,
-                              nre=nre_usd, nre_month=begin, min_volume=spec.min_volume, lead_months=first, gpu=False))
+                              nre=bought.nre, nre_month=begin, fixed_month=bought.run_month,
+                              min_volume=spec.min_volume, lead_months=first, gpu=False))
     power = _power_cap(plan, start, T) * (s.power if s.power is not None else 1.0)
     labels = [month_label(start + t) for t in range(T)]
     return Instance([c.name for c in classes], T, need, tokens_day * DAYS_PER_MONTH, options, power,

@@ -57,6 +57,7 @@ class Option:
     life_months: int = 60
     nre: float = 0.0
     nre_month: int = 0
+    fixed_month: float = 0.0            # $ per month from nre_month on if built (the custom chip's software team)
     min_volume: int = 0
     lead_months: int = 0                # for reporting: first month a new order can arrive
     gpu: bool = True                    # catalog hardware (the GPU price shock applies)
@@ -67,7 +68,7 @@ class Option:
 
     @property
     def has_switch(self) -> bool:
-        return self.kind == "custom" and (self.nre > 0 or self.min_volume > 0)
+        return self.kind == "custom" and (self.nre > 0 or self.min_volume > 0 or self.fixed_month > 0)
 
 
 @dataclass
@@ -240,7 +241,8 @@ def build(inst: Instance, slack: bool = False) -> tuple[_Layout, np.ndarray, lis
         if o in lay.z:
             integ[lay.z[o]] = 1
             hi[lay.z[o]] = 1
-            cost[lay.z[o]] = opt.nre * df[min(opt.nre_month, T)]
+            begin = min(opt.nre_month, T)
+            cost[lay.z[o]] = opt.nre * df[begin] + opt.fixed_month * float(np.sum(df[begin:T]))
         yi = lay.y[o]
         busy = np.asarray(opt.busy_month if opt.busy_month is not None else np.zeros(C))
         cc, tt = np.nonzero(yi >= 0)
@@ -402,9 +404,10 @@ def _solution(inst: Instance, lay: _Layout, x: np.ndarray, df: np.ndarray, took:
         if o in lay.z:
             built[o] = x[lay.z[o]] > 0.5
             if built[o]:
-                capex += opt.nre * df[min(opt.nre_month, T)]
                 start = min(opt.nre_month, T)
-                monthly[start:] += opt.nre * _annuity(inst.discount_rate, opt.life_months)
+                capex += opt.nre * df[start]
+                opex += opt.fixed_month * float(np.sum(df[start:T]))
+                monthly[start:] += opt.nre * _annuity(inst.discount_rate, opt.life_months) + opt.fixed_month
         if opt.owned:
             idx = lay.b[o]
             ds = np.flatnonzero(idx >= 0)

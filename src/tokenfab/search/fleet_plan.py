@@ -118,12 +118,21 @@ class RentSpec(_Doc):
 
 
 class CustomSpec(_Doc):
-    """A custom chip from the silicon model: NRE, tape-out, ramp, yield risk, volume commitment."""
+    """A custom chip from the silicon model: how it is bought, NRE, tape-out, ramp, yield risk, volume commitment.
+
+    Bought as `economics.CustomTerms` says: from a Broadcom-style partner (its price per chip, the buyer's share of
+    the NRE) or in-house (at cost, all of the NRE); either way with a software NRE, a software team paid every month
+    once the chip is built, and a first generation's software maturity (each chip serves that share of what the
+    simulator gives a mature stack)."""
 
     design: str
     name: str | None = None
-    nre_usd: Num | None = None              # default: the silicon model's NRE
-    unit_cost_usd: Num | None = None        # default: the silicon model's unit cost (no NRE) at `min_volume`
+    partner: Literal["broadcom-style", "in-house"] = "broadcom-style"
+    generation: int = Field(default=1, ge=1)
+    nre_usd: Num | None = None              # default: the buyer's NRE (hardware share + software) from the catalog
+    unit_cost_usd: Num | None = None        # default: the partner's price of the silicon model's unit cost at
+                                            # `min_volume` (given: the buyer's price per chip)
+    software_usd_per_year: Num | None = None   # default: the catalog's software run cost
     design_start: str | None = None         # when the NRE is committed (default: the plan's start)
     tape_out: str
     first_delivery: str
