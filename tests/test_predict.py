@@ -23,13 +23,13 @@ def test_every_answerable_calibration_query_carries_its_contract_metrics(calibra
 
 
 def test_predictions_are_deterministic(calibration_lines):
-    from tokenfab import predict
+    from tokenfab import serving_query
     queries = [q for _l, _i, q in read_queries(iter(calibration_lines))]
     serving = [q for q in queries if q.scenario == "server"][:3]
     queries = [q for q in queries if q.scenario != "server"] + serving
 
     def run():
-        predict._SIMULATIONS.clear()   # re-simulate, not re-read the shared result
+        serving_query._SIMULATIONS.clear()   # re-simulate, not re-read the shared result
         return [json.dumps(predict_one(q), sort_keys=True) for q in queries]
     assert run() == run()
 
@@ -83,11 +83,11 @@ def test_mlperf_rows_use_dataset_presets():
 
 
 def test_predict_many_in_workers_equals_one_by_one(calibration_lines):
-    from tokenfab import predict
+    from tokenfab import serving_query
     from tokenfab.predict import predict_many
     queries = [q for _l, _i, q in read_queries(iter(calibration_lines))]
     serving = [q for q in queries if q.scenario == "server"][:6]     # two runs, each asked for several metrics
     picked = serving + [q for q in queries if q.scenario == "offline"][:3]
     parallel = predict_many(picked, workers=2)
-    predict._SIMULATIONS.clear()
+    serving_query._SIMULATIONS.clear()
     assert parallel == [predict_one(q) for q in picked]

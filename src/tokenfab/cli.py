@@ -145,7 +145,7 @@ def _load_cal(path: str | None):
 def predict(
     queries: Annotated[Path | None, typer.Option(help="JSONL queries, one per line; '-' = stdin")] = None,
     scenario: Annotated[str | None, typer.Option(
-        help="offline|static|server|concurrency|prefill|layer|gemm|memcopy|allreduce")] = None,
+        help="offline|static|server|concurrency|capacity|prefill|layer|gemm|memcopy|allreduce")] = None,
     hardware: Annotated[str | None, typer.Option(help="catalog hardware id, or a chip design YAML")] = None,
     model: Annotated[str | None, typer.Option(help="zoo model id or path to config.json")] = None,
     devices: Annotated[int, typer.Option()] = 1,
@@ -165,6 +165,8 @@ def predict(
     mtp: Annotated[int | None, typer.Option(help="speculative draft tokens per decode step (MTP models)")] = None,
     accept: Annotated[float | None, typer.Option(help="tokens emitted per decode step (default: published "
                                                  "acceptance for the model and depth)")] = None,
+    slo: Annotated[str | None, typer.Option(help="capacity: latency limits in ms, e.g. "
+                                            "ttft_ms_p99=2000,tpot_ms_p99=200 (also e2e_ms_pNN)")] = None,
     calibration: CalibrationOpt = None,
 ) -> None:
     """Predict metrics for one query (flags) or many (--queries); prints JSON lines."""
@@ -189,6 +191,8 @@ def predict(
                                    accept=accept).items() if v is not None}
     if "scenario" not in given or "hardware" not in given:
         fail("give --queries FILE, or at least --scenario and --hardware")
+    if slo is not None:
+        given["slo"] = _parse_slo(slo)
     try:
         q = parse_query(given)
     except ValueError as e:
@@ -197,6 +201,20 @@ def predict(
     if "error" in result:
         fail(result["error"])
     print(json.dumps(result, sort_keys=True))
+
+
+def _parse_slo(text: str) -> dict[str, float]:
+    """--slo 'ttft_ms_p99=2000,tpot_ms_p99=200' as the query's `slo` object (the query checks the keys)."""
+    out: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        key, eq, value = part.partition("=")
+        try:
+            out[key.strip()] = float(value)
+        except ValueError:
+            eq = ""
+        if not eq:
+            fail(f"--slo {part!r}: write LIMIT=MILLISECONDS, e.g. ttft_ms_p99=2000")
+    return out
 
 
 def _predict_stream(stream: Any, cal: Any) -> None:

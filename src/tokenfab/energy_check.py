@@ -22,6 +22,7 @@ import numpy as np
 from tokenfab.perf.energy import host_power_w
 from tokenfab.predict import predict_one
 from tokenfab.queries import Query
+from tokenfab.silicon import resolve_chip
 
 # (source_id, hardware, model prefix in the csv, scenario word) -> the query that reproduces it
 _LAYOUTS: dict[tuple[str, str, str], dict] = {
@@ -105,7 +106,8 @@ def check(path: Path) -> list[EnergyRow]:
                 rows.append(EnergyRow(*base, metric, float(row["value"]), None, out["error"]))
                 continue
             pred = out["predicted"]
-            power = pred["avg_power_w"] + (host_power_w() * q.devices if scope == "wall" else 0.0)
+            host = host_power_w(resolve_chip(q.hardware)) * q.devices if scope == "wall" else 0.0
+            power = pred["avg_power_w"] + host
             found = _POWER.search(row["notes"])
             rows.append(EnergyRow(*base, metric, float(row["value"]), float(pred[metric]), "",
                                   float(found.group(1)) if found else None, power))

@@ -10,12 +10,13 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
 from tokenfab import catalog
+from tokenfab.capacity_query import plan_capacity
 from tokenfab.deployment import (
     Deployment,
     DeploymentError,
@@ -35,55 +36,15 @@ from tokenfab.perf.timing import StepCost, comm_time, op_times, soft_roofline, t
 from tokenfab.phases import decode_step, prefill_step
 from tokenfab.queries import SCENARIO_METRICS, Query
 from tokenfab.query_hints import read_hints
+from tokenfab.query_plan import Plan, QueryError, query_lengths
 from tokenfab.serve.batching import max_concurrency, schedule_offline, static_batch, steady_state
-from tokenfab.serve.cluster import Pools
-from tokenfab.serve.lengths import dataset_lengths
-from tokenfab.serve.simulate import ClassInfo, simulate
+from tokenfab.serving_query import REQUESTS_NOTE, plan_serving, serving_lengths, serving_run_key
 from tokenfab.silicon import DesignError, resolve_chip
 from tokenfab.speculation import default_acceptance
 from tokenfab.units import PRECISION_BYTES
-from tokenfab.workload import RequestTable
 
-# MLPerf rows carry no mean prompt length; each MLPerf model maps to its dataset preset.
-MLPERF_DATASETS = {
-    "llama-2-70b": "mlperf-openorca-llama2-70b",
-    "mixtral-8x7b": "mlperf-mixtral-8x7b",
-    "llama-3.1-8b": "mlperf-cnndm-llama3.1-8b",
-    "gpt-j-6b": "mlperf-cnndm-gptj",
-    "llama-3.1-405b": "mlperf-llama3.1-405b",
-    "deepseek-r1": "mlperf-deepseek-r1",
-}
 # Weight formats that a config.json's `quantization_config.quant_method` names, as tokenfab precisions.
 NATIVE_PRECISIONS = {"fp8": "fp8", "mxfp4": "fp4", "nvfp4": "fp4", "modelopt_fp4": "fp4"}
-
-
-class QueryError(ValueError):
-    """A query that cannot be answered; the message is the one-line reason."""
-
-
-@dataclass(frozen=True)
-class Plan:
-    """A query made ready to time: `evaluate(params)` returns the predicted metrics."""
-
-    query: Query
-    chip: Chip
-    evaluate: Callable[[EffParams], dict[str, float]]
-    fabric: str | None = None   # the fabric whose collectives this answer depends on, if any
-
-
-def query_lengths(q: Query, model_id: str) -> tuple[float, float]:
-    isl, osl = q.input_len, q.output_len
-    if isl is None:
-        name = q.dataset or (MLPERF_DATASETS.get(model_id) if q.engine.startswith("mlperf") else None)
-        presets = catalog.datasets()
-        if name is None or name not in presets:
-            raise QueryError("field 'input_len' is null and no dataset preset applies: give input_len or dataset "
-                             f"(one of {', '.join(sorted(presets))})")
-        isl = float(presets[name]["input_mean"])
-        osl = osl or float(presets[name]["output_mean"])
-    if osl is None:
-        raise QueryError("field 'output_len' is required for this scenario (a positive number of tokens)")
-    return float(isl), float(osl)
 
 
 def native_precision(model_id: str) -> str:
@@ -164,7 +125,7 @@ def query_replicas(q: Query, dep: Deployment | None = None) -> int:
     return q.replicas or max(q.devices // width, 1)
 
 
-def _throughput_metrics(q: Query, out_tps: float, isl: float, osl: float, energy_j: float,
+def _throughput_metrics(q: Query, chip: Chip, out_tps: float, isl: float, osl: float, energy_j: float,
                         seconds: float, out_tokens: float, replicas: int) -> dict[str, float]:
     """Per-system throughput plus the per-device, total-token, request and energy variants.
     `energy_j`, `seconds` and `out_tokens` describe one replica; power is scaled to all replicas.
@@ -172,7 +133,7 @@ def _throughput_metrics(q: Query, out_tps: float, isl: float, osl: float, energy
     total = out_tps
     power = energy_j / seconds
     chips = q.devices / replicas
-    wall_j = energy_j + host_power_w() * chips * seconds
+    wall_j = energy_j + host_power_w(chip) * chips * seconds
     return {
         "output_tokens_per_s": total,
         "output_tokens_per_s_per_device": total / q.devices,
@@ -229,7 +190,7 @@ def _plan_engine(q: Query, chip: Chip) -> Plan:
             seconds = float(np.dot(weights, cost.time))
             energy = float(np.dot(weights, cost.energy))
             out = batch * osl
-            m = _throughput_metrics(q, out / seconds * replicas, isl, osl, energy, seconds, out, replicas)
+            m = _throughput_metrics(q, chip, out / seconds * replicas, isl, osl, energy, seconds, out, replicas)
             m["step_ms_mean"] = seconds / osl * 1e3
             m["ttft_ms_mean"] = float(cost.time[0]) * 1e3
             m["tpot_ms_mean"] = (float(np.dot(weights[1:], cost.time[1:]) / max(weights[1:].sum(), 1)) * 1e3
@@ -237,6 +198,10 @@ def _plan_engine(q: Query, chip: Chip) -> Plan:
             return m
         return Plan(q, chip, evaluate_static)
 
+    if q.scenario == "capacity":   # bracketed by the offline throughput of the same system
+        offline = _plan_engine(q.model_copy(update={"scenario": "offline", "metric": None}), chip)
+        return plan_capacity(q, model, chip, dep, replicas, isl, osl,
+                             lambda p: offline.evaluate(p)["requests_per_s"])
     if q.scenario == "offline":
         preset = dep.preset
         conc = max_concurrency(kv_tokens, isl, osl, dep.batch_limit, bool(preset["reserve_full_sequence"]))
@@ -255,13 +220,13 @@ def _plan_engine(q: Query, chip: Chip) -> Plan:
             cost = time_ops(table, chip, p, engine)
             stage = float(cost.stage_time[0])
             out_tokens = state.requests_per_step * osl
-            m = _throughput_metrics(q, out_tokens / stage * replicas, isl, osl, float(cost.energy[0]) / dep.pp,
+            m = _throughput_metrics(q, chip, out_tokens / stage * replicas, isl, osl, float(cost.energy[0]) / dep.pp,
                                     stage, out_tokens, replicas)
             m["tpot_ms_mean"] = float(cost.time[0]) / dep.accept * 1e3
             m["concurrency"] = float(conc)
             return m
         return Plan(q, chip, evaluate_offline)
-    return _plan_serving(q, model, chip, dep, replicas, isl, osl)
+    return plan_serving(q, model, chip, dep, replicas, isl, osl)
 
 
 def _plan_prefill_phase(q: Query, model: ModelSpec, chip: Chip, dep: Deployment, replicas: int) -> Plan:
@@ -309,7 +274,7 @@ def _plan_decode_phase(q: Query, model: ModelSpec, chip: Chip, dep: Deployment, 
         ttft = float(time_ops(first, chip, p, dep.engine).time[0]) * 1e3
         stage = float(cost.stage_time[0])
         out = batch * dep.accept
-        m = _throughput_metrics(q, out / stage * replicas, isl, max(osl, 1.0), float(cost.energy[0]) / dep.pp,
+        m = _throughput_metrics(q, chip, out / stage * replicas, isl, max(osl, 1.0), float(cost.energy[0]) / dep.pp,
                                 stage, out, replicas)
         tpot = float(cost.time[0]) / dep.accept * 1e3
         m.update(tpot_ms_mean=tpot, tpot_ms_p50=tpot, tpot_ms_p99=tpot, itl_ms_mean=tpot, ttft_ms_mean=ttft,
@@ -319,98 +284,6 @@ def _plan_decode_phase(q: Query, model: ModelSpec, chip: Chip, dep: Deployment, 
     return Plan(q, chip, evaluate)
 
 
-# Requests simulated for a serving query whose source does not say how many it sent.
-SERVING_REQUESTS = 3000
-SERVING_SEED = 0
-# Request lifetimes the arrivals of a server query span, with a generous time per output token for the guess.
-STEADY_LIFETIMES = 4.0
-TOKEN_TIME_GUESS_S = 0.05
-# MLPerf Server runs last at least 600 s, so their percentiles are steady-state figures; the simulation
-# sends as many requests as the achieved rate delivers in that time.
-# https://github.com/mlcommons/inference_policies/blob/master/inference_rules.adoc (min_duration)
-MLPERF_MIN_DURATION_S = 600.0
-# Near the highest passing load the batch a server carries keeps drifting up for minutes, so a shorter
-# window reads low latencies (H200 x8 at 100 req/s: TPOT 84 ms after 20,000 requests, 103 ms after 600 s).
-# The cap only bounds memory and time: 250,000 requests take about 5 s.
-MAX_SERVING_REQUESTS = 250_000
-_SIMULATIONS: dict[tuple, dict[str, float]] = {}   # identical serving queries (other metric) share one run
-# what a serving answer reports: rates, latencies (ms) and energy
-_SERVING_SUFFIXES = ("_per_s", "_mean", "_p50", "_p90", "_p99", "_w", "_token", "_batch")
-
-
-def _plan_serving(q: Query, model: ModelSpec, chip: Chip, dep: Deployment, replicas: int, isl: float,
-                  osl: float) -> Plan:
-    """`server` (Poisson at `rate` for the whole system) and `concurrency` (closed loop) through the simulator."""
-    if q.scenario == "server" and not q.rate:
-        raise QueryError("field 'rate' is required for scenario 'server' (requests/s, > 0)")
-    if q.scenario == "concurrency" and not q.concurrency:
-        raise QueryError("field 'concurrency' is required for scenario 'concurrency' (requests in flight, >= 1)")
-    match = _REQUESTS.search(q.note or "")
-    if match:
-        n = int(match.group(1).replace(",", ""))
-    elif q.scenario == "server" and q.engine.startswith("mlperf"):
-        n = min(int(q.rate * MLPERF_MIN_DURATION_S), MAX_SERVING_REQUESTS)
-    elif q.scenario == "server":
-        # the arrivals must outlast a few request lifetimes, or the run ends before the batch reaches its
-        # steady size (140 req/s of 512-token decodes at ~0.1 s a token live ~50 s each)
-        n = min(max(SERVING_REQUESTS, int(q.rate * STEADY_LIFETIMES * osl * TOKEN_TIME_GUESS_S)), MAX_SERVING_REQUESTS)
-    else:
-        n = SERVING_REQUESTS
-    inputs, outputs = serving_lengths(q, isl, osl, n)
-    table = _request_table(q, inputs, outputs)
-    pd = read_hints(q.engine, q.note).pd
-    # a prefill/decode-disaggregated deployment: its pools of replicas (each of the query's layout)
-    pools = Pools(prefill=pd.prefill_replicas, decode=pd.decode_replicas) if pd else Pools(replicas=replicas)
-    config = serving_run_key(q)
-
-    def evaluate(p: EffParams) -> dict[str, float]:
-        key = (config, n, repr(p))
-        if key not in _SIMULATIONS:
-            m = simulate(model, chip, dep, [table], [ClassInfo("all")], pools, p).metrics
-            out = {k: float(v) for k, v in m.items() if k.endswith(_SERVING_SUFFIXES) and float(v) > 0}
-            if q.scenario == "server":
-                out["output_tokens_per_s"] = out["steady_output_tokens_per_s"]
-            mean_in = float(inputs.mean())
-            out["requests_per_s"] = out["output_tokens_per_s"] / float(outputs.mean())
-            out["output_tokens_per_s_per_device"] = out["output_tokens_per_s"] / q.devices
-            out["total_tokens_per_s_per_device"] = out["requests_per_s"] * (mean_in + outputs.mean()) / q.devices
-            if len(_SIMULATIONS) > 256:
-                _SIMULATIONS.clear()
-            _SIMULATIONS[key] = out
-        return _SIMULATIONS[key]
-    return Plan(q, chip, evaluate)
-
-
-def serving_run_key(q: Query) -> str:
-    """What identifies one serving run: the query minus its id, metric and free text, so the queries that
-    ask one run for different metrics share it."""
-    return repr(sorted(q.model_dump(exclude={"id", "metric", "note", "shape", "batch"}).items()))
-
-
-def serving_lengths(q: Query, isl: float, osl: float, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per-request lengths: fixed when the query says so, else drawn from the dataset preset's distribution."""
-    if q.input_len_exact or q.input_len is not None:
-        return np.full(n, int(round(isl))), np.full(n, int(round(osl)))
-    name = q.dataset or MLPERF_DATASETS.get(q.model or "")
-    preset = catalog.datasets().get(name or "")
-    if preset is None:
-        return np.full(n, int(round(isl))), np.full(n, int(round(osl)))
-    rng = np.random.default_rng(SERVING_SEED)
-    return dataset_lengths(preset, rng, n, osl)
-
-
-def _request_table(q: Query, inputs: np.ndarray, outputs: np.ndarray) -> RequestTable:
-    n = inputs.size
-    rng = np.random.default_rng(SERVING_SEED + 1)
-    if q.scenario == "server":
-        arrival = np.cumsum(rng.exponential(1.0 / float(q.rate), n))
-    else:
-        arrival = np.full(n, np.nan)
-        arrival[: q.concurrency] = 0.0
-    return RequestTable.single_turn(arrival, inputs, outputs)
-
-
-_REQUESTS = re.compile(r"(\d[\d,]*) requests")
 _RELEASED = re.compile(r"(\d[\d,]*) (?:requests|prompts) (?:at request rate|released|at once)")
 
 
@@ -418,7 +291,7 @@ def _finite_requests(q: Query) -> int | None:
     """A QPS=INF serving run releases a known number of requests (stated in the query's note)."""
     if q.metric is None or not q.metric.startswith(("ttft", "tpot", "itl")):
         return None
-    match = _REQUESTS.search(q.note or "") or _RELEASED.search(q.note or "")
+    match = REQUESTS_NOTE.search(q.note or "") or _RELEASED.search(q.note or "")
     if not match:
         raise QueryError("offline latency needs the number of requests released (a note 'N requests')")
     return int(match.group(1).replace(",", ""))
@@ -437,7 +310,7 @@ def _plan_offline_finite(q: Query, model: ModelSpec, chip: Chip, dep: Deployment
         tpot = (end[sched.last_token_step] - ttft) / max(osl - 1, 1)
         seconds = float(end[-1])
         out = per_replica * osl
-        m = _throughput_metrics(q, out / seconds * replicas, isl, osl, float(cost.energy.sum()), seconds, out,
+        m = _throughput_metrics(q, chip, out / seconds * replicas, isl, osl, float(cost.energy.sum()), seconds, out,
                                 replicas)
         m.update(_latency_stats("ttft", ttft), **_latency_stats("tpot", tpot))
         m["itl_ms_mean"] = m["tpot_ms_mean"]
@@ -572,12 +445,14 @@ def predict_one(q: Query, calibration: Calibration | None = None) -> dict[str, A
     """The JSON object `predict` prints for one query: predicted metrics, or a one-line error."""
     chips = calibration.extra_chips() if calibration else None
     try:
-        return {"id": q.id, "predicted": answer(plan_query(q, chips), calibration)}
+        predicted = answer(plan_query(q, chips), calibration)
+        saturated = bool(predicted.pop("saturated", 0.0))
+        return {"id": q.id, "predicted": predicted, **({"saturated": True} if saturated else {})}
     except (QueryError, DeploymentError) as err:
         return {"id": q.id, "error": str(err)}
 
 
-SIMULATED = ("server", "concurrency")
+SIMULATED = ("server", "concurrency", "capacity")
 
 
 def predict_many(queries: list[Query], calibration: Calibration | None = None,

@@ -15,9 +15,19 @@ from tokenfab.hardware import Chip
 from tokenfab.perf.ops import OpTable
 
 
-def host_power_w() -> float:
-    """Server power at the wall per accelerator slot besides the accelerator (CPUs, fans, NICs, PSU loss)."""
-    return float(Draws()("server_host_power_w_per_accelerator"))
+def host_power_w(chip: Chip | None = None) -> float:
+    """Server power at the wall per accelerator slot besides the accelerator: CPUs, DRAM, fans, PSU loss, and the
+    chip's share of its NICs and scale-up switches (`network.chip_network`, the catalog's default cluster)."""
+    key = chip.id if chip is not None else ""
+    if key not in _HOST_W:
+        from tokenfab.network import chip_network
+        d = Draws()
+        net = chip_network(chip, d)
+        _HOST_W[key] = float(d("server_host_power_w_per_accelerator") + net.nic_w + net.scaleup_w)
+    return _HOST_W[key]
+
+
+_HOST_W: dict[str, float] = {}
 
 
 def device_energy(table: OpTable, chip: Chip, stage_time: np.ndarray) -> np.ndarray:

@@ -129,6 +129,10 @@ class Cluster:
         self.first_arrival = math.nan
         self.last_arrival = math.nan
         self.tokens_at_last_arrival = 0   # output tokens generated when the last timed arrival came in
+        # a second snapshot at the first arrival from `mark_time` on: the rate over the run's later part
+        self.mark_time = math.inf
+        self.mark_arrival = math.nan
+        self.tokens_at_mark = 0
 
     # --- routing ---------------------------------------------------------------------------------
 
@@ -235,6 +239,9 @@ class Cluster:
                     self._dispatch(static.popleft(), t_arr)
                     if self.first_arrival != self.first_arrival:   # NaN: the first timed arrival
                         self.first_arrival = t_arr
+                    if t_arr >= self.mark_time and self.mark_arrival != self.mark_arrival:
+                        self.mark_arrival = t_arr
+                        self.tokens_at_mark = sum(r.tokens_out for r in replicas)
                     if feed.peek_time() == math.inf:    # the last timed arrival: snapshot the steady window
                         self.last_arrival = t_arr
                         self.tokens_at_last_arrival = sum(r.tokens_out for r in replicas)

@@ -13,7 +13,7 @@ import math
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import chain
 from typing import Any
 
@@ -30,7 +30,7 @@ from tokenfab.perf.steptimer import StepTimer
 from tokenfab.perf.timing import time_ops
 from tokenfab.serve.cluster import Cluster, Pools, RequestFeed
 from tokenfab.serve.engine import BLOCK_TOKENS, EngineConfig, Seq
-from tokenfab.serve.metrics import ClassMetrics, StepStats
+from tokenfab.serve.metrics import ClassMetrics, LogHistogram, StepStats
 from tokenfab.workload import RequestTable
 
 RECORD_COLUMNS = ("request", "class_id", "session", "turn", "replica", "arrival", "admitted", "first_token", "finish",
@@ -55,6 +55,11 @@ class SimResult:
 
     metrics: dict[str, Any]
     records_path: str | None = None
+    # whole-run latency histograms (seconds) by name (ttft, tpot, e2e): any percentile a caller needs
+    latency: dict[str, LogHistogram] = field(default_factory=dict)
+
+    def percentile_ms(self, name: str, p: float) -> float:
+        return self.latency[name].percentile(p) * 1e3
 
 
 def engine_config(model: ModelSpec, chip: Chip, dep: Deployment, preemption: str = "recompute",
@@ -198,9 +203,11 @@ def simulate(model: ModelSpec, chip: Chip, dep: Deployment, chunks: Iterable[Req
              classes: Sequence[ClassInfo], pools: Pools | None = None, params: EffParams | None = None,
              preemption: str = "recompute", prefix_caching: bool = True, records_path: str | None = None,
              trace_path: str | None = None, progress: Callable[[], None] | None = None,
-             cfg: EngineConfig | None = None) -> SimResult:
+             cfg: EngineConfig | None = None, mark_time: float | None = None) -> SimResult:
     """Serve `chunks` (a request stream) and return the metrics; deterministic for a given stream.
-    `cfg` overrides the replica's engine limits derived from the deployment (tests shrink the KV pool)."""
+    `cfg` overrides the replica's engine limits derived from the deployment (tests shrink the KV pool).
+    `mark_time`: also report `late_output_tokens_per_s`, the rate from the first arrival at or after it to
+    the last arrival (a saturated run's rate once its batch has filled)."""
     params = params or shipped_calibration().for_chip(chip)
     cfg = cfg or engine_config(model, chip, dep, preemption, prefix_caching)
     if cfg.kv_tokens < BLOCK_TOKENS:
@@ -211,6 +218,8 @@ def simulate(model: ModelSpec, chip: Chip, dep: Deployment, chunks: Iterable[Req
     recorder = _Recorder(classes, records_path, trace_path)
     cluster = Cluster(timer, cfg, pools or Pools(), kv_transfer_time(model, chip, dep, params), recorder.done,
                       steplog.log)
+    if mark_time is not None:
+        cluster.mark_time = mark_time
     ok = False
     try:
         cluster.run(RequestFeed(chunks), progress)
@@ -218,7 +227,9 @@ def simulate(model: ModelSpec, chip: Chip, dep: Deployment, chunks: Iterable[Req
     finally:
         recorder.close(ok)
     steplog.flush()
-    return SimResult(_summarise(recorder, steplog, cluster, cfg, classes, dep), records_path if ok else None)
+    total = _merge(recorder.metrics)
+    return SimResult(_summarise(recorder, steplog, cluster, cfg, classes, dep), records_path if ok else None,
+                     {"ttft": total.ttft, "tpot": total.tpot, "e2e": total.e2e})
 
 
 def _summarise(rec: _Recorder, steps: _StepLog, cluster: Cluster, cfg: EngineConfig, classes: Sequence[ClassInfo],
@@ -232,7 +243,10 @@ def _summarise(rec: _Recorder, steps: _StepLog, cluster: Cluster, cfg: EngineCon
     # steady-state throughput a long benchmark reports, free of the final drain)
     steady = (cluster.tokens_at_last_arrival * cfg.accept / window if window > 0
               else total.output_tokens / span)
+    late = cluster.last_arrival - cluster.mark_arrival
     m: dict[str, Any] = {
+        "late_output_tokens_per_s": ((cluster.tokens_at_last_arrival - cluster.tokens_at_mark) * cfg.accept / late
+                                     if late > 0 else steady),
         "requests": total.requests,
         "rejected": rec.rejected,
         "duration_s": span,
@@ -253,7 +267,8 @@ def _summarise(rec: _Recorder, steps: _StepLog, cluster: Cluster, cfg: EngineCon
         "energy_j": steps.energy,
         "avg_power_w": steps.energy / span,
         "joules_per_output_token": steps.energy / max(total.output_tokens, 1),
-        "joules_per_output_token_wall": (steps.energy + host_power_w() * chips * span) / max(total.output_tokens, 1),
+        "joules_per_output_token_wall": ((steps.energy + host_power_w(steps.chip) * chips * span)
+                                         / max(total.output_tokens, 1)),
         "devices": chips,
     }
     for name, hist in (("ttft", total.ttft), ("tpot", total.tpot), ("e2e", total.e2e), ("queue", total.queue)):

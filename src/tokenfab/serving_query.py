@@ -1,0 +1,147 @@
+"""Serving queries (`server`, `concurrency`) through the simulator: how many requests a run sends, their
+lengths and arrivals, and the metrics a run answers with.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from tokenfab import catalog
+from tokenfab.deployment import Deployment
+from tokenfab.hardware import Chip
+from tokenfab.model import ModelSpec
+from tokenfab.perf.params import EffParams
+from tokenfab.queries import Query
+from tokenfab.query_hints import read_hints
+from tokenfab.query_plan import MLPERF_DATASETS, Plan, QueryError
+from tokenfab.serve.cluster import Pools
+from tokenfab.serve.lengths import dataset_lengths
+from tokenfab.serve.simulate import ClassInfo, simulate
+from tokenfab.workload import RequestTable
+
+# Requests simulated for a serving query whose source does not say how many it sent.
+SERVING_REQUESTS = 3000
+SERVING_SEED = 0
+# Request lifetimes the arrivals of a server query span, with a generous time per output token for the guess.
+STEADY_LIFETIMES = 4.0
+TOKEN_TIME_GUESS_S = 0.05
+# MLPerf Server runs last at least 600 s, so their percentiles are steady-state figures; the simulation
+# sends as many requests as the achieved rate delivers in that time.
+# https://github.com/mlcommons/inference_policies/blob/master/inference_rules.adoc (min_duration)
+MLPERF_MIN_DURATION_S = 600.0
+# Near the highest passing load the batch a server carries keeps drifting up for minutes, so a shorter
+# window reads low latencies (H200 x8 at 100 req/s: TPOT 84 ms after 20,000 requests, 103 ms after 600 s).
+# The cap only bounds memory and time: 250,000 requests take about 5 s.
+MAX_SERVING_REQUESTS = 250_000
+# a server run whose later half completes under this share of its arrival rate is saturated; its latencies
+# are then given at AT_CAPACITY x the rate it completes
+SATURATED_SHARE = 0.95
+AT_CAPACITY = 0.97
+_SIMULATIONS: dict[tuple, dict[str, float]] = {}   # identical serving queries (other metric) share one run
+# what a serving answer reports: rates, latencies (ms) and energy
+_SERVING_SUFFIXES = ("_per_s", "_mean", "_p50", "_p90", "_p99", "_w", "_token", "_batch")
+
+
+def plan_serving(q: Query, model: ModelSpec, chip: Chip, dep: Deployment, replicas: int, isl: float,
+                 osl: float) -> Plan:
+    """`server` (Poisson at `rate` for the whole system) and `concurrency` (closed loop) through the simulator."""
+    if q.scenario == "server" and not q.rate:
+        raise QueryError("field 'rate' is required for scenario 'server' (requests/s, > 0)")
+    if q.scenario == "concurrency" and not q.concurrency:
+        raise QueryError("field 'concurrency' is required for scenario 'concurrency' (requests in flight, >= 1)")
+    match = REQUESTS_NOTE.search(q.note or "")
+    if match:
+        n = int(match.group(1).replace(",", ""))
+    elif q.scenario == "server":
+        n = server_run_requests(q, float(q.rate or 0.0), osl)
+    else:
+        n = SERVING_REQUESTS
+    inputs, outputs = serving_lengths(q, isl, osl, n)
+    table = request_table(q, inputs, outputs)
+    pools = serving_pools(q, replicas)
+    config = serving_run_key(q)
+
+    mark = float(table.arrival[n // 2]) if q.scenario == "server" else None
+    mean_in, mean_out = float(inputs.mean()), float(outputs.mean())
+
+    def metrics(m: dict[str, float]) -> dict[str, float]:
+        out = {k: float(v) for k, v in m.items() if k.endswith(_SERVING_SUFFIXES) and float(v) > 0}
+        if q.scenario == "server":
+            out["output_tokens_per_s"] = out["steady_output_tokens_per_s"]
+        out["requests_per_s"] = out["output_tokens_per_s"] / mean_out
+        out["output_tokens_per_s_per_device"] = out["output_tokens_per_s"] / q.devices
+        out["total_tokens_per_s_per_device"] = out["requests_per_s"] * (mean_in + mean_out) / q.devices
+        return out
+
+    def evaluate(p: EffParams) -> dict[str, float]:
+        key = (config, n, repr(p))
+        if key not in _SIMULATIONS:
+            m = simulate(model, chip, dep, [table], [ClassInfo("all")], pools, p, mark_time=mark).metrics
+            out = metrics(m)
+            # more arrivals than the system completes: its queue (and TTFT) grows with the run's length, so the
+            # answer is the system at its capacity, flagged, with the capacity beside it
+            capacity = float(m["late_output_tokens_per_s"]) / mean_out
+            if q.scenario == "server" and capacity < SATURATED_SHARE * float(q.rate or 0.0):
+                at = capacity * AT_CAPACITY
+                stable = RequestTable.single_turn(table.arrival * (float(q.rate or 0.0) / at), inputs, outputs)
+                out = metrics(simulate(model, chip, dep, [stable], [ClassInfo("all")], pools, p).metrics)
+                out["saturated"] = 1.0
+                out["capacity_requests_per_s"] = capacity
+            if len(_SIMULATIONS) > 256:
+                _SIMULATIONS.clear()
+            _SIMULATIONS[key] = out
+        return _SIMULATIONS[key]
+    return Plan(q, chip, evaluate)
+
+
+def server_run_requests(q: Query, rate: float, osl: float) -> int:
+    """Requests a Poisson run at `rate` sends: an MLPerf run's 600 s of arrivals; otherwise enough to outlast a
+    few request lifetimes, or the run ends before the batch reaches its steady size (140 req/s of 512-token
+    decodes at ~0.1 s a token live ~50 s each)."""
+    if q.engine.startswith("mlperf"):
+        return max(min(int(rate * MLPERF_MIN_DURATION_S), MAX_SERVING_REQUESTS), 1)
+    return min(max(SERVING_REQUESTS, int(rate * STEADY_LIFETIMES * osl * TOKEN_TIME_GUESS_S)), MAX_SERVING_REQUESTS)
+
+
+def serving_pools(q: Query, replicas: int) -> Pools:
+    """The replicas a serving query runs on: one pool, or the prefill and decode pools a P/D tag names."""
+    pd = read_hints(q.engine, q.note).pd
+    return Pools(prefill=pd.prefill_replicas, decode=pd.decode_replicas) if pd else Pools(replicas=replicas)
+
+
+def serving_run_key(q: Query) -> str:
+    """What identifies one serving run: the query minus its id, metric and free text, so the queries that
+    ask one run for different metrics share it."""
+    return repr(sorted(q.model_dump(exclude={"id", "metric", "note", "shape", "batch"}).items()))
+
+
+def serving_lengths(q: Query, isl: float, osl: float, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-request lengths: fixed when the query says so, else drawn from the dataset preset's distribution."""
+    if q.input_len_exact or q.input_len is not None:
+        return np.full(n, int(round(isl))), np.full(n, int(round(osl)))
+    name = q.dataset or MLPERF_DATASETS.get(q.model or "")
+    preset = catalog.datasets().get(name or "")
+    if preset is None:
+        return np.full(n, int(round(isl))), np.full(n, int(round(osl)))
+    rng = np.random.default_rng(SERVING_SEED)
+    return dataset_lengths(preset, rng, n, osl)
+
+
+def request_table(q: Query, inputs: np.ndarray, outputs: np.ndarray) -> RequestTable:
+    n = inputs.size
+    rng = np.random.default_rng(SERVING_SEED + 1)
+    if q.scenario == "server":
+        arrival = np.cumsum(rng.exponential(1.0 / float(q.rate), n))
+    else:
+        arrival = np.full(n, np.nan)
+        arrival[: q.concurrency] = 0.0
+    return RequestTable.single_turn(arrival, inputs, outputs)
+
+
+REQUESTS_NOTE = re.compile(r"(\d[\d,]*) requests")
+
+
+__all__ = ["MAX_SERVING_REQUESTS", "MLPERF_MIN_DURATION_S", "REQUESTS_NOTE", "SERVING_SEED", "plan_serving",
+           "request_table", "server_run_requests", "serving_lengths", "serving_pools", "serving_run_key"]
