@@ -37,9 +37,29 @@ def test_answer_keeps_every_limit_and_a_little_more_load_breaks_one():
     model = load_model(q.model)
     dep = query_deployment(q, model, chip)
     probe = Probe(q, model, chip, dep, query_replicas(q, dep), 1024.0, 256.0)
+    probe.dep = dep.with_(max_batch=int(got["max_batch"]))      # the tuned server's batch limit
     params = shipped_calibration().for_chip(chip)
     assert probe(rate * 0.999, params)[0]
     assert not probe(rate * 1.06, params)[0]          # the bisection's 2% plus the answer's rounding
+
+
+def test_a_tuned_batch_limit_sits_under_the_tpot_limit_and_beats_the_preset():
+    tuned = capacity(ttft_ms_p99=2000.0, tpot_ms_p99=20.0)
+    preset = predict_one(parse_query({**BASE, "slo": {"ttft_ms_p99": 2000.0, "tpot_ms_p99": 20.0},
+                                      "max_batch": 1024}))["predicted"]
+    assert tuned["max_batch"] < preset["max_batch"] == 1024
+    assert tuned["requests_per_s"] >= preset["requests_per_s"]
+    looser = capacity(ttft_ms_p99=2000.0, tpot_ms_p99=60.0)
+    assert looser["max_batch"] >= tuned["max_batch"]
+
+
+def test_every_predicted_estimate_has_a_band_around_it():
+    out = predict_one(parse_query({**BASE, "slo": {"ttft_ms_p99": 2000.0, "tpot_ms_p99": 30.0}}))
+    band = out["band"]
+    assert "capacity_probes" not in band and "max_batch" not in band
+    for metric in ("requests_per_s", "output_tokens_per_s", "ttft_ms_p99"):
+        lo, hi = band[metric]
+        assert lo < out["predicted"][metric] < hi
 
 
 def test_tighter_limits_never_raise_capacity():

@@ -23,9 +23,12 @@ import numpy as np
 from tokenfab.deployment import Deployment
 from tokenfab.hardware import Chip
 from tokenfab.model import ModelSpec
+from tokenfab.perf.ops import build_ops
 from tokenfab.perf.params import EffParams
+from tokenfab.perf.timing import time_ops
 from tokenfab.queries import Query, slo_limits
 from tokenfab.query_plan import Plan, QueryError
+from tokenfab.serve.batching import steady_state
 from tokenfab.serve.simulate import ClassInfo, SimResult, simulate
 from tokenfab.serving_query import (
     MAX_SERVING_REQUESTS,
@@ -128,15 +131,36 @@ def highest_rate(probe: Probe, params: EffParams, ceiling: float) -> tuple[float
     return lo, best, probes
 
 
+def tuned_batch(model: ModelSpec, chip: Chip, dep: Deployment, isl: float, osl: float, tpot_limit_s: float,
+                params: EffParams) -> int:
+    """The batch limit a tuned server sets for a TPOT limit (MLPerf submitters tune it to sit just under the
+    limits): the largest per-replica batch, among powers of two up to the engine preset's, whose steady-state
+    step (that many sequences decoding plus the prompt chunks that keep them replaced) emits a token within
+    the limit. A larger batch only adds TPOT violations; a smaller one queues requests a stable load could take."""
+    top = dep.batch_limit // dep.attn_dp
+    candidates = sorted({2 ** k for k in range(int(math.log2(max(top, 1))) + 1)} | {top})
+    best = candidates[0]
+    for b in candidates:
+        state = steady_state(isl, osl, b * dep.attn_dp, dep.token_budget, dep.accept)
+        step = float(time_ops(build_ops(model, chip, dep, state.step), chip, params, dep.engine).time[0])
+        if step / dep.accept <= tpot_limit_s:
+            best = b
+    return best
+
+
 def plan_capacity(q: Query, model: ModelSpec, chip: Chip, dep: Deployment, replicas: int, isl: float, osl: float,
                   offline_rate: Callable[[EffParams], float]) -> Plan:
-    """A `capacity` query: `offline_rate(params)` is the whole system's offline requests/s (the bracket)."""
+    """A `capacity` query: `offline_rate(params)` is the whole system's offline requests/s (the bracket).
+    A query that leaves `max_batch` null gets a tuned server's (`tuned_batch`) where it sets a TPOT limit."""
     probe = Probe(q, model, chip, dep, replicas, isl, osl)
     config = serving_run_key(q)
+    tpot = min((limit for name, _pct, limit in probe.limits if name == "tpot"), default=None)
+    tune = q.max_batch is None and tpot is not None
 
     def evaluate(p: EffParams) -> dict[str, float]:
         key = (config, repr(p))
         if key not in _ANSWERS:
+            probe.dep = dep.with_(max_batch=tuned_batch(model, chip, dep, isl, osl, tpot / 1e3, p)) if tune else dep
             rate, run, probes = highest_rate(probe, p, offline_rate(p))
             if rate <= 0 or run is None:
                 worst = ", ".join(f"{n}_ms_p{pct:g} {run.percentile_ms(n, pct):,.0f} ms" for n, pct, _ in
@@ -146,7 +170,7 @@ def plan_capacity(q: Query, model: ModelSpec, chip: Chip, dep: Deployment, repli
             m = run.metrics
             n = int(m["requests"])
             out = {"requests_per_s": rate, "output_tokens_per_s": rate * float(probe.outputs[:n].mean()),
-                   "capacity_probes": float(probes)}
+                   "capacity_probes": float(probes), "max_batch": float(probe.dep.batch_limit // probe.dep.attn_dp)}
             out["output_tokens_per_s_per_device"] = out["output_tokens_per_s"] / q.devices
             for name in ("ttft", "tpot", "e2e"):
                 for stat in ("mean", "p50", "p90", "p99"):
@@ -162,4 +186,4 @@ def plan_capacity(q: Query, model: ModelSpec, chip: Chip, dep: Deployment, repli
     return Plan(q, chip, evaluate)
 
 
-__all__ = ["Probe", "highest_rate", "plan_capacity"]
+__all__ = ["Probe", "highest_rate", "plan_capacity", "tuned_batch"]

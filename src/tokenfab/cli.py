@@ -357,9 +357,10 @@ def validate(
         scored = v.score_in_sample(points, cal)
         mode = "shipped calibration" if calibration is None else f"calibration {calibration}"
     rows = v.error_table(scored)
+    coverage = v.band_coverage(scored, held_out=leave_one_hardware_out)
     if as_json:
         print(json.dumps({"mode": mode, "skipped": len(skipped),
-                          "rows": [r.__dict__ for r in rows],
+                          "rows": [r.__dict__ for r in rows], "band_coverage": coverage,
                           "predictions": [s.__dict__ for s in scored]}, sort_keys=True))
         return
     table = Table("scenario", "hardware", "metric", "n", "median |err|", "p90 |err|", "bias",
@@ -369,6 +370,9 @@ def validate(
         table.add_row(r.scenario, r.hardware, r.metric, str(r.count), f"{r.median_abs:.1%}", f"{r.p90_abs:.1%}",
                       f"{r.bias:+.1%}", style=style)
     out.print(table)
+    how = "nested leave-one-hardware-out" if leave_one_hardware_out else "shipped bands, in sample"
+    for group, c in sorted(coverage.items()):
+        out.print(f"P10-P90 band coverage, {group} rows: {c['coverage']:.0%} of {c['n']} ({how}; target 70-90%)")
 
 
 @app.command()

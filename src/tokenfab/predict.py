@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from tokenfab import catalog
+from tokenfab.bands import bands_for
 from tokenfab.capacity_query import plan_capacity
 from tokenfab.deployment import (
     Deployment,
@@ -447,7 +448,8 @@ def predict_one(q: Query, calibration: Calibration | None = None) -> dict[str, A
     try:
         predicted = answer(plan_query(q, chips), calibration)
         saturated = bool(predicted.pop("saturated", 0.0))
-        return {"id": q.id, "predicted": predicted, **({"saturated": True} if saturated else {})}
+        return {"id": q.id, "predicted": predicted, "band": bands_for(q.scenario, predicted),
+                **({"saturated": True} if saturated else {})}
     except (QueryError, DeploymentError) as err:
         return {"id": q.id, "error": str(err)}
 

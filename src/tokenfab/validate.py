@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tokenfab import bands, catalog
 from tokenfab.calibrate.fit import Measured, fit_calibration
 from tokenfab.perf.params import Calibration
 
@@ -92,6 +93,22 @@ def error_table(scored: list[Scored]) -> list[ErrorRow]:
         groups[("all", "all", "all")].append(s.error)
     order = sorted(groups, key=lambda k: (k[0] == "all", k[0], k[1] == "all", k[1], k[2]))
     return [ErrorRow(*k, *_stats(groups[k])) for k in order]
+
+
+def band_coverage(scored: list[Scored], held_out: bool) -> dict[str, dict[str, float]]:
+    """Share of measured values inside their P10-P90 band, by answer group (engine, serving, capacity).
+    `held_out`: the predictions are leave-one-hardware-out, so each accelerator is judged by bands computed
+    from the other accelerators' residuals (nested); otherwise by the shipped bands."""
+    rows = [(s.hardware, s.scenario, s.metric, s.measured, s.predicted) for s in scored]
+    if held_out:
+        return bands.coverage(rows)
+    table = catalog.error_bands()
+    hit: dict[str, list[bool]] = defaultdict(list)
+    for _h, scenario, metric, measured, predicted in rows:
+        b = bands.band(table, scenario, metric, predicted)
+        if b is not None:
+            hit[bands.group_of(scenario)].append(b[0] <= measured <= b[1])
+    return {g: {"coverage": float(np.mean(h)), "n": len(h)} for g, h in hit.items()}
 
 
 def summary(scored: list[Scored], scenarios: Iterable[str], hardware: str | None = None) -> tuple[int, float]:

@@ -133,6 +133,16 @@ def step_error() -> dict[str, Any]:
 
 
 @cache
+def error_bands() -> dict[str, Any]:
+    """Held-out error quantiles by answer group and metric family (written by `benchmarks/error_bands.py`);
+    no bands if absent."""
+    path = DATA / "error_bands.json"
+    if not path.is_file():
+        return {}
+    return json.loads(path.read_text())["bands"]
+
+
+@cache
 def silicon_fit() -> dict[str, Any]:
     """The silicon model's fitted scales (written by `tokenfab silicon --refit`); neutral ones if absent."""
     path = DATA / "silicon_fit.json"
