@@ -52,7 +52,8 @@ def main() -> int:
         print(f"{row['id']:26s} {row['hardware']:10s} measured {row['value']:8.2f} predicted {pred:8.2f} "
               f"({errors[-1]:+.1%}; band {lo:.1f}-{hi:.1f}) {seconds[-1]:5.2f} s")
     med = float(np.median(np.abs(errors)))
-    print(f"capacity: median |error| {med:.1%} over {len(rows)} rows (target <= 10%: {'met' if med <= 0.10 else 'NOT met'})")
+    verdict = "met" if med <= 0.10 else "NOT met"
+    print(f"capacity: median |error| {med:.1%} over {len(rows)} rows (target <= 10%: {verdict})")
     print(f"time per capacity query: median {np.median(seconds):.2f} s, worst {max(seconds):.2f} s "
           f"(target < 5 s); one server run at the measured rate: median {np.median(baseline):.2f} s; "
           f"ratio {np.median(seconds) / np.median(baseline):.1f}x")
