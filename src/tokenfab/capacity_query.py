@@ -29,6 +29,7 @@ from tokenfab.perf.timing import time_ops
 from tokenfab.queries import Query, slo_limits
 from tokenfab.query_plan import Plan, QueryError
 from tokenfab.serve.batching import steady_state
+from tokenfab.serve.engine import Seq
 from tokenfab.serve.simulate import ClassInfo, SimResult, simulate
 from tokenfab.serving_query import (
     MAX_SERVING_REQUESTS,
@@ -66,27 +67,59 @@ class Probe:
         self.unit_arrivals = np.cumsum(gaps)        # arrivals at 1 request/s; a rate r divides them by r
         self.runs = 0
 
-    def run(self, rate: float, n: int, params: EffParams, mark: float | None = None) -> SimResult:
-        """The sample's first `n` requests at `rate`; `mark` (share of the arrivals) times the later rate."""
+    def run(self, rate: float, n: int, params: EffParams, mark: float | None = None,
+            judge: bool = False) -> SimResult | None:
+        """The sample's first `n` requests at `rate`; `mark` (share of the arrivals) times the later rate.
+        `judge`: stop as soon as more requests broke a limit than its percentile allows (None: failed)."""
         self.runs += 1
         table = RequestTable.single_turn(self.unit_arrivals[:n] / rate, self.inputs[:n], self.outputs[:n])
         mark_time = None if mark is None else float(self.unit_arrivals[int(n * mark)] / rate)
-        return simulate(self.model, self.chip, self.dep, [table], [ClassInfo("all")], self.pools, params,
-                        mark_time=mark_time)
+        try:
+            return simulate(self.model, self.chip, self.dep, [table], [ClassInfo("all")], self.pools, params,
+                            mark_time=mark_time, watch=_Judge(self.limits, n) if judge else None)
+        except _Broken:
+            return None
 
     def worst(self, result: SimResult) -> float:
         """The largest (measured / limit) over the limits: <= 1 means every limit held."""
         return max(result.percentile_ms(name, pct) / limit for name, pct, limit in self.limits)
 
-    def __call__(self, rate: float, params: EffParams) -> tuple[bool, SimResult]:
+    def __call__(self, rate: float, params: EffParams) -> tuple[bool, SimResult | None]:
         n = server_run_requests(self.q, rate, self.osl)
         short = max(int(n * SCREEN_SHARE), MIN_SCREEN_REQUESTS)
         if short < n:
             first = self.run(rate, short, params)
+            assert first is not None
             if not self.worst(first) <= SCREEN_MARGIN:
                 return False, first
-        result = self.run(rate, n, params)
-        return self.worst(result) <= 1.0, result
+        result = self.run(rate, n, params, judge=True)
+        return result is not None and self.worst(result) <= 1.0, result
+
+
+class _Broken(Exception):
+    """A run has already broken a limit beyond what its percentile allows."""
+
+
+class _Judge:
+    """Counts the finished requests over each limit; past the share the limit's percentile allows of the whole
+    run, the run has failed whatever comes after, and is stopped."""
+
+    def __init__(self, limits: list[tuple[str, float, float]], n: int) -> None:
+        self.limits = [(name, limit / 1e3, (1.0 - pct / 100.0) * n + 1.0) for name, pct, limit in limits]
+        self.over = [0] * len(limits)
+
+    def __call__(self, seq: Seq, now: float) -> None:
+        for i, (name, limit, allowed) in enumerate(self.limits):
+            if name == "ttft":
+                value = seq.first_t - seq.arrival
+            elif name == "e2e":
+                value = now - seq.arrival
+            else:
+                value = (now - seq.first_t) / (seq.tokens - 1) if seq.tokens > 1 else 0.0
+            if value > limit:
+                self.over[i] += 1
+                if self.over[i] > allowed:
+                    raise _Broken
 
 
 def highest_rate(probe: Probe, params: EffParams, ceiling: float) -> tuple[float, SimResult | None, int]:
@@ -100,6 +133,7 @@ def highest_rate(probe: Probe, params: EffParams, ceiling: float) -> tuple[float
     bisection from there finds it."""
     n_over = max(int(server_run_requests(probe.q, ceiling, probe.osl) * SCREEN_SHARE), MIN_SCREEN_REQUESTS)
     over = probe.run(ceiling * OVERLOAD, n_over, params, mark=0.5)   # its later half: the batch has filled
+    assert over is not None
     mu = float(over.metrics["late_output_tokens_per_s"]) / float(probe.outputs[:n_over].mean())
     first = mu * NEAR_SATURATION
     ok, res = probe(first, params)

@@ -203,11 +203,13 @@ def simulate(model: ModelSpec, chip: Chip, dep: Deployment, chunks: Iterable[Req
              classes: Sequence[ClassInfo], pools: Pools | None = None, params: EffParams | None = None,
              preemption: str = "recompute", prefix_caching: bool = True, records_path: str | None = None,
              trace_path: str | None = None, progress: Callable[[], None] | None = None,
-             cfg: EngineConfig | None = None, mark_time: float | None = None) -> SimResult:
+             cfg: EngineConfig | None = None, mark_time: float | None = None,
+             watch: Callable[[Seq, float], None] | None = None) -> SimResult:
     """Serve `chunks` (a request stream) and return the metrics; deterministic for a given stream.
     `cfg` overrides the replica's engine limits derived from the deployment (tests shrink the KV pool).
     `mark_time`: also report `late_output_tokens_per_s`, the rate from the first arrival at or after it to
-    the last arrival (a saturated run's rate once its batch has filled)."""
+    the last arrival (a saturated run's rate once its batch has filled). `watch` sees every finished request
+    after it is recorded; an exception it raises ends the run (a search that already knows the answer)."""
     params = params or shipped_calibration().for_chip(chip)
     cfg = cfg or engine_config(model, chip, dep, preemption, prefix_caching)
     if cfg.kv_tokens < BLOCK_TOKENS:
@@ -216,7 +218,12 @@ def simulate(model: ModelSpec, chip: Chip, dep: Deployment, chunks: Iterable[Req
     timer = StepTimer(model, chip, dep, params, cfg.token_budget + cfg.max_batch)
     steplog = _StepLog(model, chip, dep, params, cfg.max_batch)
     recorder = _Recorder(classes, records_path, trace_path)
-    cluster = Cluster(timer, cfg, pools or Pools(), kv_transfer_time(model, chip, dep, params), recorder.done,
+    done = recorder.done
+    if watch is not None:
+        def done(seq: Seq, now: float) -> None:
+            recorder.done(seq, now)
+            watch(seq, now)
+    cluster = Cluster(timer, cfg, pools or Pools(), kv_transfer_time(model, chip, dep, params), done,
                       steplog.log)
     if mark_time is not None:
         cluster.mark_time = mark_time
