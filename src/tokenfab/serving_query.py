@@ -39,6 +39,7 @@ MAX_SERVING_REQUESTS = 250_000
 # are then given at AT_CAPACITY x the rate it completes
 SATURATED_SHARE = 0.95
 AT_CAPACITY = 0.97
+WAITS = ("ttft_", "queue_", "e2e_")
 _SIMULATIONS: dict[tuple, dict[str, float]] = {}   # identical serving queries (other metric) share one run
 # what a serving answer reports: rates, latencies (ms) and energy
 _SERVING_SUFFIXES = ("_per_s", "_mean", "_p50", "_p90", "_p99", "_w", "_token", "_batch")
@@ -80,13 +81,15 @@ def plan_serving(q: Query, model: ModelSpec, chip: Chip, dep: Deployment, replic
         if key not in _SIMULATIONS:
             m = simulate(model, chip, dep, [table], [ClassInfo("all")], pools, p, mark_time=mark).metrics
             out = metrics(m)
-            # more arrivals than the system completes: its queue (and TTFT) grows with the run's length, so the
-            # answer is the system at its capacity, flagged, with the capacity beside it
+            # more arrivals than the system completes: its queue grows with the run's length, and so do the
+            # waits (TTFT, queueing, end to end); throughput and TPOT are those of the full batch, whatever the
+            # length. The answer is flagged, with the capacity beside it and the waits of a run at capacity.
             capacity = float(m["late_output_tokens_per_s"]) / mean_out
             if q.scenario == "server" and capacity < SATURATED_SHARE * float(q.rate or 0.0):
                 at = capacity * AT_CAPACITY
                 stable = RequestTable.single_turn(table.arrival * (float(q.rate or 0.0) / at), inputs, outputs)
-                out = metrics(simulate(model, chip, dep, [stable], [ClassInfo("all")], pools, p).metrics)
+                waits = metrics(simulate(model, chip, dep, [stable], [ClassInfo("all")], pools, p).metrics)
+                out.update({k: v for k, v in waits.items() if k.startswith(WAITS)})
                 out["saturated"] = 1.0
                 out["capacity_requests_per_s"] = capacity
             if len(_SIMULATIONS) > 256:
