@@ -114,10 +114,44 @@ def check(path: Path) -> list[EnergyRow]:
     return rows
 
 
+# LLM-Inference-Bench runs static batches of one model on one GPU: its engines as tokenfab engines
+_BENCH_ENGINES = {"vLLM": "vllm-0.5.4", "TensorRT-LLM": "trtllm"}
+
+
+def bench_queries(path: Path) -> list[tuple[dict[str, str], Query]]:
+    """The static-batch rows of `energy-llm-inference-bench.csv` as `predict` queries (Llama-3-8B is
+    Llama-3.1-8B's architecture; bf16, the runs' default)."""
+    out = []
+    with open(path) as fh:
+        for row in csv.DictReader(fh):
+            q = Query(id=f"{row['source_id']}-{row['hardware']}-{row['engine']}-{row['batch_or_concurrency']}",
+                      scenario="static", hardware=row["hardware"], model="llama-3.1-8b", precision="bf16",
+                      engine=_BENCH_ENGINES[row["engine"]], input_len=float(row["input_len"]),
+                      output_len=float(row["output_len"]), batch=int(row["batch_or_concurrency"]),
+                      devices=int(row["devices"]), metric="avg_power_w")
+            out.append((row, q))
+    return out
+
+
+def check_bench(path: Path) -> list[EnergyRow]:
+    """Predicted vs measured GPU power and J per output token of the LLM-Inference-Bench rows."""
+    rows = []
+    for row, q in bench_queries(path):
+        base = (row["source_id"], row["hardware"], row["engine"], "accelerator", "joules_per_output_token")
+        out = predict_one(q)
+        if "error" in out:
+            rows.append(EnergyRow(*base, float(row["j_per_output_token"]), None, out["error"]))
+            continue
+        pred = out["predicted"]
+        rows.append(EnergyRow(*base, float(row["j_per_output_token"]), float(pred["joules_per_output_token"]), "",
+                              float(row["avg_power_w"]), float(pred["avg_power_w"])))
+    return rows
+
+
 def median_abs_error(rows: list[EnergyRow], power: bool = False) -> float:
     """Median |error| of J per output token (or of average power) over the rows answered."""
     errs = [abs(e) for e in ((r.power_error if power else r.error) for r in rows) if e is not None]
     return float(np.median(errs)) if errs else float("nan")
 
 
-__all__ = ["EnergyRow", "check", "median_abs_error"]
+__all__ = ["EnergyRow", "bench_queries", "check", "check_bench", "median_abs_error"]

@@ -28,7 +28,7 @@ from tokenfab.deployment import (
 from tokenfab.hardware import Chip, System
 from tokenfab.model import LayerGroup, ModelSpec, load_model
 from tokenfab.perf.collectives import allreduce_time, busbw
-from tokenfab.perf.energy import host_power_w
+from tokenfab.perf.energy import energy_scopes, host_power_w
 from tokenfab.perf.kernels import STREAM_KERNELS, gemm_tile_efficiency, stream_bandwidth
 from tokenfab.perf.ops import GEMM, build_ops
 from tokenfab.perf.params import Calibration, EffParams, shipped_calibration
@@ -130,19 +130,19 @@ def _throughput_metrics(q: Query, chip: Chip, out_tps: float, isl: float, osl: f
                         seconds: float, out_tokens: float, replicas: int) -> dict[str, float]:
     """Per-system throughput plus the per-device, total-token, request and energy variants.
     `energy_j`, `seconds` and `out_tokens` describe one replica; power is scaled to all replicas.
-    Energy is the accelerators' (prefill charged to output tokens); `_wall` adds the rest of the server."""
+    Energy is the accelerators' (prefill charged to output tokens); `_server` and `_facility` add the rest of the
+    server and the datacenter's overhead."""
     total = out_tps
-    power = energy_j / seconds
-    chips = q.devices / replicas
-    wall_j = energy_j + host_power_w(chip) * chips * seconds
+    power = energy_j / seconds * replicas
+    per_token = energy_j / out_tokens
     return {
         "output_tokens_per_s": total,
         "output_tokens_per_s_per_device": total / q.devices,
         "total_tokens_per_s_per_device": total * (isl + osl) / osl / q.devices,
         "requests_per_s": total / osl,
-        "avg_power_w": power * replicas,
-        "joules_per_output_token": energy_j / out_tokens,
-        "joules_per_output_token_wall": wall_j / out_tokens,
+        "avg_power_w": power,
+        "joules_per_output_token": per_token,
+        **energy_scopes(power, per_token, host_power_w(chip) * q.devices),
     }
 
 
@@ -410,6 +410,17 @@ _PLANNERS: dict[str, Callable[[Query, Chip], Plan]] = {
 }
 
 
+def capped(chip: Chip, cap_w: float) -> Chip:
+    """The chip under a power limit below its TDP (MLPerf MaxQ runs, datacenter operators): its steps run at the
+    clock that keeps their power under the limit (`perf.energy.device_energy`)."""
+    e = chip.energy
+    if e is None:
+        raise QueryError(f"field 'power_cap_w': {chip.id} has no power model (no TDP in the catalog)")
+    if not e.static_w < cap_w:
+        raise QueryError(f"field 'power_cap_w' = {cap_w:g} W: at or below {chip.id}'s idle power ({e.static_w:.0f} W)")
+    return replace(chip, energy=replace(e, cap_w=min(cap_w, e.cap_w)))
+
+
 def plan_query(q: Query, chips: Mapping[str, Chip] | None = None) -> Plan:
     """Build the parameter-independent part of a query's answer (raises `QueryError`).
     `chips`: devices outside the catalog (a measured CPU of a device profile), by id."""
@@ -417,6 +428,8 @@ def plan_query(q: Query, chips: Mapping[str, Chip] | None = None) -> Plan:
         chip = chips[q.hardware] if chips and q.hardware in chips else resolve_chip(q.hardware)
     except (KeyError, DesignError) as err:
         raise QueryError(str(err)) from None
+    if q.power_cap_w is not None:
+        chip = capped(chip, q.power_cap_w)
     planner = _PLANNERS.get(q.scenario, _plan_engine)
     plan = planner(q, chip)
     group = q.devices if q.scenario == "allreduce" else (q.tp or 1)
@@ -431,6 +444,10 @@ def answer(plan: Plan, calibration: Calibration | None = None) -> dict[str, floa
     metrics = plan.evaluate(cal.for_chip(plan.chip))
     q = plan.query
     wanted = set(SCENARIO_METRICS[q.scenario]) | ({q.metric} if q.metric else set())
+    scope = q.power_scope or "accelerator"
+    if scope != "accelerator" and "avg_power_w" in metrics:   # the query's boundary under the plain names
+        metrics = {**metrics, "avg_power_w": metrics[f"avg_power_w_{scope}"],
+                   "joules_per_output_token": metrics[f"joules_per_output_token_{scope}"]}
     missing = wanted - metrics.keys()
     if missing:
         raise QueryError(f"metric {sorted(missing)[0]!r} is not predicted for scenario {q.scenario!r}")
@@ -448,7 +465,8 @@ def predict_one(q: Query, calibration: Calibration | None = None) -> dict[str, A
     try:
         predicted = answer(plan_query(q, chips), calibration)
         saturated = bool(predicted.pop("saturated", 0.0))
-        return {"id": q.id, "predicted": predicted, "band": bands_for(q.scenario, predicted),
+        scoped = {"power_scope": q.power_scope or "accelerator"} if "avg_power_w" in predicted else {}
+        return {"id": q.id, "predicted": predicted, "band": bands_for(q.scenario, predicted), **scoped,
                 **({"saturated": True} if saturated else {})}
     except (QueryError, DeploymentError) as err:
         return {"id": q.id, "error": str(err)}

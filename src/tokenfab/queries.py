@@ -81,6 +81,8 @@ class Query(BaseModel):
     mtp: int | None = Field(None, ge=0)         # speculative draft tokens per decode step (MTP / EAGLE)
     accept: float | None = Field(None, ge=1.0)  # acceptance length: tokens emitted per decode step
     slo: dict[str, Any] | None = None          # capacity: latency limits, e.g. {"ttft_ms_p99": 2000}
+    power_cap_w: float | None = Field(None, gt=0)   # a power limit per accelerator below its TDP (MaxQ)
+    power_scope: Literal["accelerator", "server", "facility"] | None = None   # what avg_power_w and J/token cover
 
     @field_validator("slo")
     @classmethod
@@ -114,7 +116,7 @@ def describe_validation_error(err: ValidationError) -> str:
     msg = first["msg"].removeprefix("Value error, ")
     if not first["loc"] and msg.startswith("field "):   # a rule across fields names its own field
         return msg
-    if first["type"] == "literal_error":
+    if first["type"] == "literal_error" and field == "scenario":
         msg = f"allowed {', '.join(SCENARIOS)}"
     return f"field {field!r}: {msg} (got {first.get('input')!r})"
 

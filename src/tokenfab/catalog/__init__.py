@@ -133,6 +133,15 @@ def step_error() -> dict[str, Any]:
 
 
 @cache
+def power_fit() -> dict[str, float]:
+    """The power model's fitted figure (written by `tokenfab.energy_fit.write_fit`); neutral if absent."""
+    path = DATA / "power_fit.json"
+    if not path.is_file():
+        return {"busy_floor_share": 0.0}
+    return {"busy_floor_share": float(json.loads(path.read_text())["busy_floor_share"]["value"])}
+
+
+@cache
 def error_bands() -> dict[str, Any]:
     """Held-out error quantiles by answer group and metric family (written by `benchmarks/error_bands.py`);
     no bands if absent."""

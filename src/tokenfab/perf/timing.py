@@ -109,10 +109,15 @@ def time_ops(table: OpTable, chip: Chip, params: EffParams, engine: str = "trtll
     scale = engine_scale(engine, params)
     stage = (compute + memory + comm + overhead) * scale
     chips = table.comm_group * table.pp
+    # the chip draws its busy power while kernels run; a step over the power limit runs at a lower clock
+    power = device_energy(table, chip, stage, (compute + memory) * scale)
+    slow = 1.0 / power.clock
+    stage = power.stage_time
     # every chip of the replica spends one stage's energy on the step in each of the pp stages
-    energy = device_energy(table, chip, stage) * table.pp * chips
-    return StepCost(time=stage * table.pp, compute=compute * scale, memory=memory * scale,
-                    communication=comm * scale, overhead=overhead * scale, energy=energy, stage_time=stage)
+    energy = power.joules * table.pp * chips
+    return StepCost(time=stage * table.pp, compute=compute * scale * slow, memory=memory * scale * slow,
+                    communication=comm * scale * slow, overhead=overhead * scale * slow, energy=energy,
+                    stage_time=stage)
 
 
 __all__ = ["ATTN_PREFILL", "StepCost", "comm_time", "op_times", "soft_roofline", "time_ops"]

@@ -22,7 +22,7 @@ import numpy as np
 from tokenfab.deployment import Deployment, kv_capacity_tokens
 from tokenfab.hardware import Chip
 from tokenfab.model import ModelSpec
-from tokenfab.perf.energy import host_power_w
+from tokenfab.perf.energy import energy_scopes, host_power_w
 from tokenfab.perf.ops import build_ops
 from tokenfab.perf.params import EffParams, shipped_calibration
 from tokenfab.perf.shapes import StepShapes
@@ -274,8 +274,8 @@ def _summarise(rec: _Recorder, steps: _StepLog, cluster: Cluster, cfg: EngineCon
         "energy_j": steps.energy,
         "avg_power_w": steps.energy / span,
         "joules_per_output_token": steps.energy / max(total.output_tokens, 1),
-        "joules_per_output_token_wall": ((steps.energy + host_power_w(steps.chip) * chips * span)
-                                         / max(total.output_tokens, 1)),
+        **energy_scopes(steps.energy / span, steps.energy / max(total.output_tokens, 1),
+                        host_power_w(steps.chip) * chips),
         "devices": chips,
     }
     for name, hist in (("ttft", total.ttft), ("tpot", total.tpot), ("e2e", total.e2e), ("queue", total.queue)):
