@@ -165,6 +165,9 @@ def predict(
     mtp: Annotated[int | None, typer.Option(help="speculative draft tokens per decode step (MTP models)")] = None,
     accept: Annotated[float | None, typer.Option(help="tokens emitted per decode step (default: published "
                                                  "acceptance for the model and depth)")] = None,
+    power_cap_w: Annotated[float | None, typer.Option(help="power limit per accelerator, W (MaxQ)")] = None,
+    power_scope: Annotated[str | None, typer.Option(help="accelerator|server|facility: what avg_power_w and "
+                                                    "joules_per_output_token cover")] = None,
     slo: Annotated[str | None, typer.Option(help="capacity: latency limits in ms, e.g. "
                                             "ttft_ms_p99=2000,tpot_ms_p99=200 (also e2e_ms_pNN)")] = None,
     calibration: CalibrationOpt = None,
@@ -175,10 +178,10 @@ def predict(
     cal = _load_cal(calibration)
     if queries is not None:
         if str(queries) == "-":
-            _predict_stream(sys.stdin, cal)
+            _predict_stream(sys.stdin.buffer, cal)
             return
         try:
-            stream = open(queries)  # noqa: SIM115 - closed below; open errors get their own message
+            stream = open(queries, "rb")  # noqa: SIM115 - closed below; each line is decoded on its own
         except OSError as e:
             fail(f"--queries {str(queries)!r}: {e.strerror}")
         with stream:
@@ -188,7 +191,8 @@ def predict(
                                    pp=pp, ep=ep, precision=precision, kv_precision=kv_precision, engine=engine,
                                    input_len=input_len, output_len=output_len, batch=batch, max_batch=max_batch,
                                    metric=metric, rate=rate, concurrency=concurrency, mtp=mtp,
-                                   accept=accept).items() if v is not None}
+                                   accept=accept, power_cap_w=power_cap_w,
+                                   power_scope=power_scope).items() if v is not None}
     if "scenario" not in given or "hardware" not in given:
         fail("give --queries FILE, or at least --scenario and --hardware")
     if slo is not None:
@@ -200,7 +204,7 @@ def predict(
     result = predict_one(q, cal)
     if "error" in result:
         fail(result["error"])
-    print(json.dumps(result, sort_keys=True))
+    print(_json_line(result))
 
 
 def _parse_slo(text: str) -> dict[str, float]:
@@ -225,7 +229,15 @@ def _predict_stream(stream: Any, cal: Any) -> None:
     answers = iter(predict_many([q for _ln, _id, q in rows if not isinstance(q, str)], cal))
     for _lineno, qid, q in rows:
         result = {"id": qid, "error": q} if isinstance(q, str) else next(answers)
-        print(json.dumps(result, sort_keys=True))
+        print(_json_line(result))
+
+
+def _json_line(result: dict[str, Any]) -> str:
+    """Strict JSON (no NaN or Infinity, which JSON readers refuse): a non-finite answer becomes its error."""
+    try:
+        return json.dumps(result, sort_keys=True, allow_nan=False)
+    except ValueError:
+        return json.dumps({"id": result.get("id"), "error": "an answer was not a finite number"}, sort_keys=True)
 
 
 def _measured(files: list[Path], all_scenarios: bool = False, chips: Any = None, flag: str = "--data"):

@@ -6,6 +6,7 @@ schedules), so calibration can re-time hundreds of queries per trial parameter s
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -368,7 +369,8 @@ def _plan_gemm(q: Query, chip: Chip) -> Plan:
     def evaluate(p: EffParams) -> dict[str, float]:
         eff = p.gemm_eff * (p.lowp_ratio if lowp else 1.0) * tiles
         tc = np.array(2 * m * n * k / (peak * eff))
-        tm = np.array(nbytes / (chip.mem_bw * p.mem_eff))
+        # a chip without device memory (an SRAM-only design) holds the operands on chip: compute sets the time
+        tm = np.array(nbytes / (chip.mem_bw * p.mem_eff) if chip.mem_bw > 0 else 0.0)
         t = float(soft_roofline(tc, tm, p.roof_q)) + p.t_kernel
         return {"gemm_tflops": 2 * m * n * k / t / 1e12}
     return Plan(q, chip, evaluate)
@@ -381,8 +383,10 @@ def _plan_memcopy(q: Query, chip: Chip) -> Plan:
         raise QueryError(f"field 'shape.kernel' = {kernel!r}: allowed {', '.join(sorted(STREAM_KERNELS))}")
     loads, stores = STREAM_KERNELS[kernel]
     elem = float(shape.get("element_bytes") or 8)
-    if elem <= 0:
-        raise QueryError("field 'shape.element_bytes' must be a positive number of bytes")
+    if not 1 <= elem <= 64:
+        raise QueryError(f"field 'shape.element_bytes' = {elem:g}: allowed 1 to 64 bytes")
+    if chip.mem_bw <= 0:
+        raise QueryError(f"field 'hardware': {chip.id} has no device memory to copy")
 
     def evaluate(p: EffParams) -> dict[str, float]:
         bw = stream_bandwidth(chip.mem_bw * p.mem_eff, chip.compute_units, chip.threads_per_unit, loads, stores,
@@ -397,6 +401,8 @@ def _plan_allreduce(q: Query, chip: Chip) -> Plan:
     if nbytes <= 0:
         raise QueryError("field 'shape.bytes' must be a positive message size for an allreduce query")
     ranks = q.devices
+    if ranks < 2:
+        raise QueryError(f"field 'devices' = {ranks}: an all-reduce needs 2 or more devices")
     fabric, bw, in_switch = System(chip, ranks).fabric_for(ranks)
 
     def evaluate(p: EffParams) -> dict[str, float]:
@@ -451,6 +457,9 @@ def answer(plan: Plan, calibration: Calibration | None = None) -> dict[str, floa
     missing = wanted - metrics.keys()
     if missing:
         raise QueryError(f"metric {sorted(missing)[0]!r} is not predicted for scenario {q.scenario!r}")
+    bad = sorted(k for k, v in metrics.items() if not math.isfinite(v))
+    if bad:
+        raise QueryError(f"no finite answer for {bad[0]!r}: the query's numbers leave the models' range")
     return {k: _round(v) for k, v in metrics.items()}
 
 
@@ -470,6 +479,9 @@ def predict_one(q: Query, calibration: Calibration | None = None) -> dict[str, A
                 **({"saturated": True} if saturated else {})}
     except (QueryError, DeploymentError) as err:
         return {"id": q.id, "error": str(err)}
+    except (ArithmeticError, ValueError, LookupError, TypeError, RecursionError, MemoryError) as err:
+        # a query the checks let through but the models cannot answer: this query's error, not the batch's
+        return {"id": q.id, "error": f"cannot answer: {type(err).__name__}: {str(err)[:200]}"}
 
 
 SIMULATED = ("server", "concurrency", "capacity")

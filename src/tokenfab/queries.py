@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -30,6 +31,13 @@ SCENARIO_METRICS: dict[str, tuple[str, ...]] = {
 }
 
 
+# sane upper bounds: far beyond any real deployment, low enough that arithmetic on them stays finite
+MAX_ID = 500
+MAX_TEXT = 300
+MAX_DEVICES = 1_000_000
+MAX_TOKENS = 10_000_000
+MAX_RATE = 1e7
+MAX_SHAPE = 1e15
 # a latency limit of a capacity query: ttft_ms_p99, tpot_ms_p90, e2e_ms_p99.9 ...
 SLO_KEY = re.compile(r"^(ttft|tpot|e2e)_ms_p(\d+(?:\.\d+)?)$")
 
@@ -53,36 +61,53 @@ def slo_limits(slo: dict[str, float]) -> list[tuple[str, float, float]]:
 class Query(BaseModel):
     """One prediction request. Unknown keys (url, note, quality, value...) are ignored."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
 
-    id: str = "query"
+    id: str = Field("query", max_length=MAX_ID)
     scenario: Scenario
-    hardware: str
-    model: str | None = None
-    devices: int = Field(1, ge=1)
-    tp: int | None = Field(None, ge=1)
-    pp: int | None = Field(None, ge=1)
-    ep: int | None = Field(None, ge=1)
-    replicas: int | None = Field(None, ge=1)
+    hardware: str = Field(max_length=MAX_TEXT)
+    model: str | None = Field(None, max_length=MAX_TEXT)
+    devices: int = Field(1, ge=1, le=MAX_DEVICES)
+    tp: int | None = Field(None, ge=1, le=MAX_DEVICES)
+    pp: int | None = Field(None, ge=1, le=MAX_DEVICES)
+    ep: int | None = Field(None, ge=1, le=MAX_DEVICES)
+    replicas: int | None = Field(None, ge=1, le=MAX_DEVICES)
     precision: str | None = None
     kv_precision: str | None = None
-    engine: str = "trtllm"
-    input_len: float | None = Field(None, gt=0)
-    output_len: float | None = Field(None, gt=0)
+    engine: str = Field("trtllm", max_length=MAX_TEXT)
+    input_len: float | None = Field(None, gt=0, le=MAX_TOKENS)
+    output_len: float | None = Field(None, gt=0, le=MAX_TOKENS)
     input_len_exact: bool | None = None
-    batch: int | None = Field(None, ge=1)
-    concurrency: int | None = Field(None, ge=1)
-    rate: float | None = Field(None, gt=0)
-    max_batch: int | None = Field(None, ge=1)
+    batch: int | None = Field(None, ge=1, le=MAX_TOKENS)
+    concurrency: int | None = Field(None, ge=1, le=MAX_TOKENS)
+    rate: float | None = Field(None, gt=0, le=MAX_RATE)
+    max_batch: int | None = Field(None, ge=1, le=MAX_TOKENS)
     shape: dict[str, Any] | None = None
-    metric: str | None = None
+    metric: str | None = Field(None, max_length=MAX_TEXT)
     note: str | None = None
-    dataset: str | None = None
-    mtp: int | None = Field(None, ge=0)         # speculative draft tokens per decode step (MTP / EAGLE)
-    accept: float | None = Field(None, ge=1.0)  # acceptance length: tokens emitted per decode step
+    dataset: str | None = Field(None, max_length=MAX_TEXT)
+    mtp: int | None = Field(None, ge=0, le=16)  # speculative draft tokens per decode step (MTP / EAGLE)
+    accept: float | None = Field(None, ge=1.0, le=17.0)  # acceptance length: tokens emitted per decode step
     slo: dict[str, Any] | None = None          # capacity: latency limits, e.g. {"ttft_ms_p99": 2000}
-    power_cap_w: float | None = Field(None, gt=0)   # a power limit per accelerator below its TDP (MaxQ)
+    power_cap_w: float | None = Field(None, gt=0, le=1e6)   # a power limit per accelerator below its TDP (MaxQ)
     power_scope: Literal["accelerator", "server", "facility"] | None = None   # what avg_power_w and J/token cover
+
+    @field_validator("devices", "tp", "pp", "ep", "replicas", "input_len", "output_len", "batch", "concurrency",
+                     "rate", "max_batch", "mtp", "accept", "power_cap_w", mode="before")
+    @classmethod
+    def _not_a_bool(cls, v: Any) -> Any:
+        if isinstance(v, bool):   # JSON true is not the number 1
+            raise ValueError("a number, not true/false")
+        return v
+
+    @field_validator("shape")
+    @classmethod
+    def _shape(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
+        for key, value in (v or {}).items():
+            if isinstance(value, bool) or (isinstance(value, int | float) and not (math.isfinite(value) and
+                                                                                  abs(value) <= MAX_SHAPE)):
+                raise ValueError(f"shape.{key} = {value!r}: a finite number up to {MAX_SHAPE:g}")
+        return v
 
     @field_validator("slo")
     @classmethod
@@ -92,6 +117,16 @@ class Query(BaseModel):
                 raise ValueError("an empty object: give at least one limit, e.g. {\"ttft_ms_p99\": 2000}")
             slo_limits(v)
         return v
+
+    @model_validator(mode="after")
+    def _layout(self) -> Query:
+        width = max(self.tp or 1, self.ep or 1) * (self.pp or 1)
+        if self.replicas is not None and self.replicas * width > self.devices:
+            raise ValueError(f"field 'replicas' = {self.replicas}: {self.replicas} replicas x {width} devices each "
+                             f"exceed devices = {self.devices}")
+        if width > self.devices:
+            raise ValueError(f"field 'devices' = {self.devices}: fewer than one replica's max(tp, ep) x pp = {width}")
+        return self
 
     @model_validator(mode="after")
     def _capacity(self) -> Query:
@@ -130,18 +165,33 @@ def parse_query(obj: Any) -> Query:
         raise ValueError(describe_validation_error(err)) from None
 
 
-def read_queries(lines: Iterator[str]) -> Iterator[tuple[int, str, Query | str]]:
-    """Yield (line number, id, Query or one-line error) for each non-blank line of a JSONL stream."""
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def read_queries(lines: Iterable[str | bytes]) -> Iterator[tuple[int, str, Query | str]]:
+    """Yield (line number, id, Query or one-line error) for each non-blank line of a JSONL stream. Every line
+    stands alone: bytes that are not UTF-8, NaN/Infinity, nesting too deep or numbers too long for Python are
+    that line's error, not the stream's."""
     for lineno, line in enumerate(lines, 1):
-        text = line.strip()
+        fallback = f"line-{lineno}"
+        try:
+            text = (line.decode("utf-8") if isinstance(line, bytes) else line).strip()
+        except UnicodeDecodeError as err:
+            yield lineno, fallback, f"line {lineno}: not UTF-8 text (byte {err.start + 1})"
+            continue
         if not text:
             continue
         try:
-            obj = json.loads(text)
+            obj = json.loads(text, parse_constant=_no_constant)
         except json.JSONDecodeError as err:
-            yield lineno, f"line-{lineno}", f"line {lineno}: malformed JSON ({err.msg} at column {err.colno})"
+            yield lineno, fallback, f"line {lineno}: malformed JSON ({err.msg} at column {err.colno})"
             continue
-        qid = str(obj.get("id", f"line-{lineno}")) if isinstance(obj, dict) else f"line-{lineno}"
+        except (ValueError, RecursionError) as err:
+            reason = "nested too deep" if isinstance(err, RecursionError) else str(err).split(";")[0]
+            yield lineno, fallback, f"line {lineno}: unreadable JSON ({reason})"
+            continue
+        qid = str(obj.get("id", fallback))[:MAX_ID] if isinstance(obj, dict) else fallback
         try:
             yield lineno, qid, parse_query(obj)
         except ValueError as err:

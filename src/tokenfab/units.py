@@ -18,6 +18,7 @@ US = 1e-6
 # Bytes per element of each storage precision. fp4 carries one 8-bit scale per 16 elements
 # (NVFP4 block scaling; MXFP4 uses one per 32) so it costs 4.5 bits rather than 4.
 PRECISION_BYTES: dict[str, float] = {
+    "fp64": 8.0,
     "fp32": 4.0,
     "tf32": 4.0,
     "bf16": 2.0,
