@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from tokenfab.cli import app
@@ -176,3 +177,26 @@ def test_predict_ep_and_mtp_move_the_answer():
     tp8 = tps("--tp", "8")
     assert tps("--tp", "1", "--ep", "8") != tp8
     assert tps("--tp", "8", "--mtp", "2") > tp8
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["design", "--report", "/missing/dir/r.html"], "does not exist"),
+    (["simulate", "--model", "llama-3.1-8b", "--hardware", "h100-sxm", "--input-len", "10", "--output-len", "10",
+      "--rate", "1", "--records", "/dev/null"], "not a regular file"),
+    (["simulate", "--model", "llama-3.1-8b", "--hardware", "h100-sxm", "--input-len", "10", "--output-len", "10",
+      "--rate", "1", "--timeline", "/"], "not a regular file"),
+])
+def test_output_paths_are_checked_before_any_work(args, needle):
+    r = runner.invoke(app, args)
+    assert r.exit_code == 2
+    assert needle in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_output_path_through_a_symlink_is_refused(tmp_path):
+    target = tmp_path / "real.html"
+    target.write_text("x")
+    link = tmp_path / "link.html"
+    link.symlink_to(target)
+    r = runner.invoke(app, ["design", "--report", str(link)])
+    assert r.exit_code == 2 and "symbolic link" in r.stderr
+    assert target.read_text() == "x"

@@ -16,7 +16,7 @@ import typer
 
 from tokenfab import catalog
 from tokenfab.cli_design import design, results
-from tokenfab.cli_io import err, fail, out
+from tokenfab.cli_io import check_output, err, fail, out
 from tokenfab.units import GiB
 
 
@@ -788,6 +788,8 @@ def fleet(
     from tokenfab.report.fleet import fleet_html
     from tokenfab.search.fleet import plan_fleet, rows, summary
     from tokenfab.search.fleet_plan import FleetError
+    check_output("--store", store)
+    check_output("--report", report)
     names = [n.strip() for n in scenarios.split(",") if n.strip()] if scenarios is not None else None
     try:
         result = plan_fleet(plan, names, cache_dir=None if no_cache else cache, bargaining=bargaining,
@@ -896,6 +898,8 @@ def simulate(
     from tokenfab.deployment import Deployment
     from tokenfab.model import ModelConfigError, load_model
     from tokenfab.serve import runner
+    check_output("--records", records)
+    check_output("--timeline", timeline)
     try:
         spec = load_model(model)
     except (KeyError, ModelConfigError, ValueError) as e:

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from tokenfab.cli_io import err, fail, out
+from tokenfab.cli_io import check_output, err, fail, out, titled
 
 
 def _band(b: list[float], fmt: str = "${:.3f}") -> str:
@@ -30,33 +30,33 @@ def print_answer(s: dict[str, Any]) -> None:
     from rich.table import Table
     c, g = s["custom"], s.get("gpu")
     prob = s["problem"]
-    out.print(f"[bold]tokenfab design[/bold]: {', '.join(cl['name'] for cl in prob['classes'])} on "
+    out.print(titled("tokenfab design", f": {', '.join(cl['name'] for cl in prob['classes'])} on "
               f"{', '.join(prob['models'])}, {prob['demand_output_tokens_per_day']:.3g} output tokens/day, "
-              f"node {prob['constraints']['node']}, <= {prob['constraints'].get('power_w') or '-'} W per chip")
+              f"node {prob['constraints']['node']}, <= {prob['constraints'].get('power_w') or '-'} W per chip"))
     sr = s["search"]
     out.print(f"screened {sr['points_screened']:,} deployment points: {sr['custom_evaluated']} of "
               f"{sr['custom_space']:,} custom chips (local search) + {len(s['catalog'])} catalog accelerators")
     axes = c.get("axes") or {}
     cost = f" (cost ${c['mfg_usd']:,.0f})" if c.get("mfg_usd") and c["mfg_usd"] != c["unit_usd"] else ""
-    out.print(f"\n[bold]Recommended custom chip[/bold]: {c['label']}  (TDP {c['tdp_w']:,.0f} W, unit price "
+    out.print(titled("\nRecommended custom chip", f": {c['label']}  (TDP {c['tdp_w']:,.0f} W, unit price "
               f"${c['unit_usd']:,.0f}{cost}, NRE ${c['nre_usd'] / 1e6:,.0f}M with software, software "
-              f"${(c.get('run_usd_per_year') or 0) / 1e6:,.0f}M/yr; {json.dumps(axes)})")
+              f"${(c.get('run_usd_per_year') or 0) / 1e6:,.0f}M/yr; {json.dumps(axes)})"))
     out.print(f"  $/Mtok out: {_band(s['custom_band'])} P50 (P10-P90); {c['chips']:,.0f} chips; "
               f"{c['user_tps']:.0f} tok/s/user; {c['tokens_per_j']:.2f} tok/J")
     out.print(f"  deployment: {_deps(c)}")
     if g:
-        out.print(f"[bold]Best catalog option[/bold]: {g['label']}")
+        out.print(titled("Best catalog option", f": {g['label']}"))
         out.print(f"  $/Mtok out: {_band(s['gpu_band'])} P50 (P10-P90); {g['chips']:,.0f} chips; "
                   f"{g['user_tps']:.0f} tok/s/user; {g['tokens_per_j']:.2f} tok/J")
         out.print(f"  deployment: {_deps(g)}")
         be = s["breakeven"]
         d = be["demand_tokens_per_day"]
         verdict = "cheaper" if s["custom_band"][1] < s["gpu_band"][1] else "dearer"
-        out.print(f"[bold]Break-even[/bold]: the custom chip is {verdict} at this demand (cheaper in "
+        out.print(titled("Break-even", f": the custom chip is {verdict} at this demand (cheaper in "
                   f"{be['custom_cheaper_share']:.0%} of draws); it pays back its NRE and software from "
                   f"{d[1]:.3g} output tokens/day (P10-P90 {d[0]:.3g}-{d[2]:.3g})"
                   + (f", {be['years_at_demand'][1]:.1f} years at this demand" if be['years_at_demand'][1] < 1e3
-                     else ""))
+                     else "")))
     if s.get("study") and "error" not in s["study"]:
         print_study(s["study"])
     t = s["tiers"]
@@ -80,10 +80,10 @@ def print_study(st: dict[str, Any]) -> None:
     """Build or buy: the custom chip against the best GPU, TPU and Trainium of its delivery date."""
     from rich.table import Table
     who = st.get("partner_name") or st["partner"]
-    out.print(f"\n[bold]Build or buy[/bold] at first delivery {st['first_delivery']}"
+    out.print(titled("\nBuild or buy", f" at first delivery {st['first_delivery']}"
               + (f" (tape-out {st['tapeout']})" if st.get("tapeout") else "")
               + f": {who} partner, generation {st['generation']}; catalog prices declined from "
-              f"{st['catalog_price_date']} ({st['years_of_price_decline']:.2f} years)")
+              f"{st['catalog_price_date']} ({st['years_of_price_decline']:.2f} years)"))
     met = st["met"]
     best = ", ".join(f"{FAMILY[k]} {v}" for k, v in met["best"].items())
     nxt = "; ".join(", ".join(v) for v in met["next_generation_available"].values())
@@ -167,6 +167,9 @@ def design(
     from tokenfab.search.run import design as run_design
     from tokenfab.store import Store
 
+    check_output("--report", report)
+    check_output("--png", png, folder=True)
+    check_output("--db", db)
     if backend not in BACKENDS:
         fail(f"--backend {backend!r}: allowed {', '.join(BACKENDS)}")
     for name, value, low in (("--top-k", top_k, 3), ("--sim-requests", sim_requests, 100), ("--samples", samples, 10)):
@@ -220,6 +223,7 @@ def results(
     from rich.table import Table
 
     from tokenfab.store import Store, StoreError
+    check_output("--export", export)
     store = Store(db)
     if run is None:
         if export is not None:

@@ -22,13 +22,43 @@ class _LazyConsole:
     @cached_property
     def rich(self) -> Console:
         from rich.console import Console
+        # markup off: class, option and chip names are the user's, and "[/oops]" is a name, not a style
         if self._stderr:
-            return Console(stderr=True)
+            return Console(stderr=True, markup=False)
         # Tables are wide; when printing to a pipe or file keep them readable instead of 80 columns.
-        return Console(width=None if sys.stdout.isatty() else 150)
+        return Console(width=None if sys.stdout.isatty() else 150, markup=False)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.rich, name)
+
+
+def titled(title: str, rest: str) -> Any:
+    """A line whose first words are bold (the consoles take no markup, so user strings print as written)."""
+    from rich.text import Text
+    lead = title.lstrip("\n")
+    return Text("\n" * (len(title) - len(lead))) + Text(lead, style="bold") + Text(rest)
+
+
+def check_output(flag: str, path: Any, folder: bool = False) -> None:
+    """Refuse, before any work, an output path that cannot be written as a regular file (or a folder, for
+    `folder`): its directory must exist, and what is there now must be of that kind (not a device, a symlink or
+    a folder where a file goes)."""
+    import os
+    from pathlib import Path
+    if path is None:
+        return
+    target = Path(path)
+    parent = target.parent if str(target.parent) else Path(".")
+    if not parent.is_dir():
+        fail(f"{flag} {str(target)!r}: the folder {str(parent)!r} does not exist")
+    if target.is_symlink():
+        fail(f"{flag} {str(target)!r}: a symbolic link; give a regular file path")
+    if target.exists():
+        kind_ok = target.is_dir() if folder else target.is_file()
+        if not kind_ok:
+            fail(f"{flag} {str(target)!r}: exists and is not a {'folder' if folder else 'regular file'}")
+    if not os.access(parent, os.W_OK):
+        fail(f"{flag} {str(target)!r}: the folder {str(parent)!r} is not writable")
 
 
 out = _LazyConsole()

@@ -130,3 +130,13 @@ def test_custom_chip_bought_dearer_is_never_cheaper_to_plan(tmp_path: Path) -> N
     assert team[1] <= free[1] and partner[1] <= free[1]
     never = cost(partner="in-house", software_usd_per_year=5e8, nre_usd=1.0)
     assert never[1] == 0                                 # a team dearer than the whole fleet: not built
+
+
+def test_names_that_look_like_markup_print_as_written(tmp_path: Path) -> None:
+    plan = tiny(scenarios=[])
+    plan["demand"][0]["name"] = "[/oops]"
+    path = write(tmp_path, plan)
+    res = runner.invoke(app, ["fleet", str(path), "--store", str(tmp_path / "r.duckdb"), "--cache",
+                              str(tmp_path / "cache"), "--no-bargaining"])
+    assert res.exit_code == 0, res.output
+    assert "[/oops]" in res.output
