@@ -40,6 +40,7 @@ import numpy as np
 import yaml
 
 from tokenfab import catalog
+from tokenfab.yaml_input import load_user_yaml, yaml_problem
 
 
 class WorkloadError(ValueError):
@@ -776,11 +777,9 @@ def load_workload(path: str | Path) -> Workload:
     p = Path(path)
     _check(p.is_file(), f"workload file {str(p)!r} not found")
     try:
-        data = yaml.safe_load(p.read_text())
+        data = load_user_yaml(p.read_text())
     except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        line = f" at line {mark.line + 1}" if mark is not None else ""
-        raise WorkloadError(f"{p}: not valid YAML{line}: {getattr(err, 'problem', err)}") from None
+        raise WorkloadError(f"{p}: not valid YAML{yaml_problem(err)}") from None
     return workload_from_dict(data, f"{p}: ", p.parent)
 
 
@@ -1018,7 +1017,8 @@ def _mooncake_chunks(path: Path, chunk: int) -> Iterator[tuple[np.ndarray, ...]]
             yield (np.array(cols[0], np.float64), *(np.array(c, np.int64) for c in cols[1:]))
 
 
-def iter_trace(path: str | Path, format: str | None = None, chunk: int = 65536) -> Iterator[RequestTable]:
+def iter_trace(path: str | Path, format: str | None = None, chunk: int = 65536,
+               ordered: bool = True) -> Iterator[RequestTable]:
     """A trace file as RequestTables of up to `chunk` rows, in file order, streaming (bounded memory).
 
     Arrivals are seconds after the file's first row. Rows with 0 input or 0 output tokens are dropped:
@@ -1027,6 +1027,8 @@ def iter_trace(path: str | Path, format: str | None = None, chunk: int = 65536) 
     blocks) give prefix_group = the first earlier row holding the longest already-seen run of leading
     blocks and prefix_len = that run in tokens (capped at input_len); every Mooncake row publishes its
     context as cache_group = its own row id. Azure and BurstGPT rows carry no prefix information (-1).
+    `ordered`: a row earlier than the one before is an error naming it (a stream cannot be sorted); `read_trace`
+    reads whole files and sorts them instead.
     """
     p = Path(path)
     _check(p.is_file(), f"trace file {str(p)!r} not found")
@@ -1034,6 +1036,7 @@ def iter_trace(path: str | Path, format: str | None = None, chunk: int = 65536) 
     _check(fmt in TRACE_FORMATS, f"trace format {fmt!r} unknown: allowed {', '.join(TRACE_FORMATS)}")
     source = _mooncake_chunks(p, chunk) if fmt == "mooncake" else _csv_chunks(p, fmt, chunk)
     t0: float | None = None
+    last = -math.inf
     row = 0
     for parts in source:
         t, n_in, n_out = parts[0], parts[1], parts[2]
@@ -1042,6 +1045,13 @@ def iter_trace(path: str | Path, format: str | None = None, chunk: int = 65536) 
             continue
         if t0 is None:
             t0 = float(t[0])
+        # a stream is replayed in file order: a row earlier than the one before would be served out of time
+        back = np.flatnonzero(np.diff(np.concatenate(([last], t))) < 0) if ordered else np.array([], np.int64)
+        if back.size:
+            i = int(back[0])
+            _check(False, f"{p}: request {row + i + 1}: timestamp {float(t[i]):g} is earlier than the request "
+                          "before it; sort the trace by time (the simulator replays it in order)")
+        last = float(t[-1])
         ids = np.arange(row, row + n, dtype=np.int64)
         if fmt == "mooncake":
             group, plen, cache_group = parts[3], parts[4], parts[5]
@@ -1057,7 +1067,7 @@ def read_trace(path: str | Path, format: str | None = None) -> RequestTable:
     """A whole trace file as one RequestTable (format sniffed from the header / first line when not
     given: azure, burstgpt or mooncake). Rows are sorted by arrival (stably, only if the file is not)
     and arrivals shifted so that the earliest is 0. See `iter_trace` for the row rules."""
-    table = RequestTable.concat(iter_trace(path, format))
+    table = RequestTable.concat(iter_trace(path, format, ordered=False))
     if len(table) and (np.diff(table.arrival) < 0).any():
         table = table[np.argsort(table.arrival, kind="stable")]
     if len(table) and table.arrival[0] != 0.0:

@@ -162,3 +162,26 @@ def test_prompt_chunks_come_in_whole_chunk_units(unit: int) -> None:
     off_unit = [p for b, p in mixed if p % 64]
     assert (not off_unit) if unit == 64 else off_unit    # without a unit, a step fills its budget exactly
     assert all(b + p <= cfg.token_budget for b, p in mixed)
+
+
+def test_an_unsorted_trace_is_named_not_replayed_out_of_time(tmp_path):
+    from tokenfab.workload import WorkloadError, iter_trace, read_trace
+    f = tmp_path / "t.csv"
+    f.write_text("Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type\n"
+                 "5,ChatGPT,100,20,120,Conversation log\n3,ChatGPT,100,20,120,Conversation log\n")
+    with pytest.raises(WorkloadError, match="request 2: timestamp 3 is earlier"):
+        list(iter_trace(f))
+    assert list(read_trace(f).arrival) == [0.0, 2.0]        # a whole file is sorted instead
+
+
+def test_pd_on_a_chip_without_a_listed_nic_moves_kv_over_its_host_link():
+    from dataclasses import replace
+
+    from tokenfab.model import load_model
+    from tokenfab.perf.params import shipped_calibration
+    from tokenfab.serve.simulate import kv_transfer_time
+    from tokenfab.silicon import resolve_chip
+    chip = replace(resolve_chip("l40s"), scaleout_bw=0.0)
+    dep = Deployment(tp=1)
+    t = kv_transfer_time(load_model("llama-3.1-8b"), chip, dep, shipped_calibration().for_chip(chip))
+    assert t(2048) < 1.0          # seconds for a 2k-token prompt's KV, not days

@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from tokenfab.units import month_index, month_label
+from tokenfab.yaml_input import load_user_yaml, yaml_problem
 
 
 class FleetError(ValueError):
@@ -231,13 +232,11 @@ def parse_plan(data: Any, where: str = "") -> PlanSpec:
 def load_plan(path: str | Path) -> PlanSpec:
     p = Path(path)
     try:
-        data = yaml.safe_load(p.read_text())
+        data = load_user_yaml(p.read_text())
     except OSError as err:
         raise FleetError(f"{p}: cannot read: {err.strerror}") from None
     except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        line = f" at line {mark.line + 1}" if mark is not None else ""
-        raise FleetError(f"{p}: not valid YAML{line}") from None
+        raise FleetError(f"{p}: not valid YAML{yaml_problem(err)}") from None
     return parse_plan(data, f"{p}: ")
 
 

@@ -24,6 +24,7 @@ from tokenfab import workload as W
 from tokenfab.model import ModelSpec, load_model
 from tokenfab.tech import MEMORY_TYPES, NODES
 from tokenfab.units import PRECISION_BYTES, month_index
+from tokenfab.yaml_input import load_user_yaml, yaml_problem
 
 DEFAULT_PATH = Path(str(catalog.DATA)) / "design_default.yaml"
 CHIP_AXES = ("cores", "clock_ghz", "memory", "sram_shared_mb", "scaleup_links", "scaleup_domain", "scaleout_gbps")
@@ -128,11 +129,11 @@ class DesignProblem:
         """The embedded default or a YAML file, with flag overrides (None values are ignored)."""
         src = Path(path) if path else DEFAULT_PATH
         try:
-            raw = yaml.safe_load(src.read_text())
+            raw = load_user_yaml(src.read_text())
         except OSError as err:
             raise DesignInputError(f"problem file {str(path)!r}: {err.strerror}") from None
-        except yaml.YAMLError:
-            raise DesignInputError(f"problem file {str(path)!r} is not valid YAML") from None
+        except yaml.YAMLError as err:
+            raise DesignInputError(f"problem file {str(path)!r} is not valid YAML{yaml_problem(err)}") from None
         if not isinstance(raw, dict):
             _fail(f"problem file {str(src)!r}: a mapping of traffic, models, constraints... is required")
         if path:  # a user file inherits whatever it leaves out from the default

@@ -78,7 +78,12 @@ def engine_config(model: ModelSpec, chip: Chip, dep: Deployment, preemption: str
 def kv_transfer_time(model: ModelSpec, chip: Chip, dep: Deployment, params: EffParams) -> Callable[[int], float]:
     """P/D hand-off: a prompt's KV crosses the scale-out network, every chip of the replica sending its shard."""
     per_token = model.kv_bytes_per_token(dep.kv_precision)
-    bw = max(chip.scaleout_bw, 1.0) * dep.devices * params.comm_eff["roce"]
+    # a catalog chip without a stated NIC still sits in a server with one on its host link: not 1 B/s
+    nic = chip.scaleout_bw if chip.scaleout_bw > 0 else chip.host_bw
+    if nic <= 0:
+        raise ValueError(f"{chip.id} has neither a scale-out NIC nor a host link: P/D disaggregation cannot move "
+                         "the KV cache between pools")
+    bw = nic * dep.devices * params.comm_eff["roce"]
     alpha = params.comm_alpha["roce"]
     return lambda tokens: alpha + tokens * per_token / bw
 

@@ -17,6 +17,7 @@ from tokenfab import catalog
 from tokenfab.hardware import FABRICS, family_of
 from tokenfab.tech import HBM_TYPES, MEMORY_TYPES, NODES, parse_node
 from tokenfab.units import PRECISION_BYTES
+from tokenfab.yaml_input import load_user_yaml, yaml_problem
 
 PACKAGINGS = ("cowos-s", "cowos-l", "organic")
 MATRIX_PRECISIONS = ("fp32", "tf32", "bf16", "fp16", "fp8", "int8", "fp6", "fp4", "int4")
@@ -250,11 +251,9 @@ def load_design(path: str | Path) -> ChipDesign:
     except OSError as err:
         raise DesignError(f"design {str(path)!r}: {err.strerror}") from None
     try:
-        obj = yaml.safe_load(text)
+        obj = load_user_yaml(text)
     except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise DesignError(f"design {str(path)!r} is not valid YAML{where}") from None
+        raise DesignError(f"design {str(path)!r} is not valid YAML{yaml_problem(err)}") from None
     return parse_design(obj, default_id=p.stem)
 
 
