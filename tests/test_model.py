@@ -221,3 +221,16 @@ def test_mla_prefill_runs_the_expanded_form():
     assert ds.attn_flops_per_pair_prefill() == 2 * 128 * (192 + 128)
     llama = load_model("llama-3.1-8b")
     assert llama.attn_flops_per_pair() == llama.attn_flops_per_pair_prefill()
+
+
+def test_first_dense_layers_beyond_the_model_are_refused(tmp_path):
+    import json
+
+    from tokenfab.catalog import DATA
+    cfg = json.loads((DATA / "models" / "deepseek-v3.json").read_text())
+    for bad in (-5, 100, True):
+        cfg["first_k_dense_replace"] = bad
+        f = tmp_path / "c.json"
+        f.write_text(json.dumps(cfg))
+        with pytest.raises(ModelConfigError, match="first_k_dense_replace"):
+            load_model(str(f))

@@ -111,3 +111,19 @@ def test_second_store_object_sees_writes(tmp_path):
     rid = Store(p).start_run("k", {"z": 1})
     Store(p).write_points(rid, _rows(range(3)))
     assert Store(p).done_keys(rid) == {"p000", "p001", "p002"}
+
+
+def test_a_corrupt_store_is_one_line_and_left_as_it_is(tmp_path):
+    import hashlib
+
+    from typer.testing import CliRunner
+
+    from tokenfab.cli import app
+    bad = tmp_path / "bad.duckdb"
+    bad.write_bytes(bytes(range(256)) * 20)
+    before = hashlib.sha256(bad.read_bytes()).hexdigest()
+    for args in (["results", "--db", str(bad)], ["design", "--db", str(bad)]):
+        r = CliRunner().invoke(app, args)
+        assert r.exit_code == 2 and "not a readable DuckDB file" in r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1
+    assert hashlib.sha256(bad.read_bytes()).hexdigest() == before

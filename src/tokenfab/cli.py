@@ -790,6 +790,11 @@ def fleet(
     from tokenfab.search.fleet_plan import FleetError
     check_output("--store", store)
     check_output("--report", report)
+    from tokenfab.store import Store, StoreError
+    try:
+        Store(store).check()
+    except StoreError as e:
+        fail(str(e))
     names = [n.strip() for n in scenarios.split(",") if n.strip()] if scenarios is not None else None
     try:
         result = plan_fleet(plan, names, cache_dir=None if no_cache else cache, bargaining=bargaining,
@@ -842,7 +847,6 @@ def fleet(
     except OSError as e:
         fail(f"--report {report_path}: cannot write: {e.strerror}")
     try:
-        from tokenfab.store import Store
         db = Store(store)
         run_id = db.start_run("fleet", {"plan": str(plan), "name": result.plan.name,
                                         "scenarios": [r.name for r in result.scenarios]})

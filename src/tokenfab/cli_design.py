@@ -170,6 +170,11 @@ def design(
     check_output("--report", report)
     check_output("--png", png, folder=True)
     check_output("--db", db)
+    from tokenfab.store import StoreError
+    try:
+        Store(db).check()
+    except StoreError as e:
+        fail(str(e))
     if backend not in BACKENDS:
         fail(f"--backend {backend!r}: allowed {', '.join(BACKENDS)}")
     for name, value, low in (("--top-k", top_k, 3), ("--sim-requests", sim_requests, 100), ("--samples", samples, 10)):
@@ -225,6 +230,10 @@ def results(
     from tokenfab.store import Store, StoreError
     check_output("--export", export)
     store = Store(db)
+    try:
+        store.check()
+    except StoreError as e:
+        fail(str(e))
     if run is None:
         if export is not None:
             fail("--export needs a run id: tokenfab results RUN --export FILE")

@@ -231,7 +231,10 @@ def _moe_layer_flags(cfg: dict[str, Any], layers: int, experts: int) -> list[boo
     elif cfg.get("interleave_moe_layer_step") is not None:
         step = _positive("interleave_moe_layer_step", cfg["interleave_moe_layer_step"])
         flags = [i % step == step - 1 for i in range(layers)]
-    dense_first = int(cfg.get("first_k_dense_replace") or 0)
+    dense_first = cfg.get("first_k_dense_replace") or 0
+    if not isinstance(dense_first, int) or isinstance(dense_first, bool) or not 0 <= dense_first <= layers:
+        raise ModelConfigError(f"model config field 'first_k_dense_replace' = {dense_first!r}: allowed 0 to "
+                               f"num_hidden_layers ({layers})")
     freq = _positive("moe_layer_freq", cfg.get("moe_layer_freq") or 1)
     sparse_step = _positive("decoder_sparse_step", cfg.get("decoder_sparse_step") or 1)
     mlp_only = {int(i) for i in cfg.get("mlp_only_layers") or ()}

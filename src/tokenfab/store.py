@@ -97,14 +97,25 @@ class Store:
                 con = duckdb.connect(str(self.path))
                 break
             except duckdb.IOException as exc:  # held by another process's connection
-                if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                if "lock" in str(exc).lower() and time.monotonic() <= deadline:
+                    time.sleep(0.05)
+                    continue
+                if "lock" in str(exc).lower():
                     raise
-                time.sleep(0.05)
+                # not a DuckDB file (corrupt, truncated, something else): say so, and leave it as it is
+                raise StoreError(f"store {str(self.path)!r} is not a readable DuckDB file; move it aside or name "
+                                 "another with --db / --store") from None
         try:
             con.execute(_SCHEMA)
             yield con
         finally:
             con.close()
+
+    def check(self) -> None:
+        """Raise `StoreError` now, before any work, if an existing file is not a readable store."""
+        if self.path.exists():
+            with self._connect():
+                pass
 
     # -- runs -------------------------------------------------------------------------------------
 

@@ -49,3 +49,16 @@ def test_bad_ep_or_mtp_axis_names_the_field(tmp_path, axis, values):
 def test_default_problem_searches_ep_and_mtp():
     dep = DesignProblem.load().raw["deployment"]
     assert max(dep["ep"]) > 1 and max(dep["mtp"]) >= 1
+
+
+def test_a_misspelt_section_is_named(tmp_path):
+    f = tmp_path / "p.yaml"
+    f.write_text("constrains:\n  node: n3\n")
+    with pytest.raises(DesignInputError, match="unknown field 'constrains'"):
+        DesignProblem.load(f)
+
+
+def test_yaml_1_2_numbers_in_a_problem(tmp_path):
+    f = tmp_path / "p.yaml"
+    f.write_text("demand_output_tokens_per_day: 5.0e12\n")
+    assert DesignProblem.load(f).demand == 5e12

@@ -185,3 +185,14 @@ def test_pd_on_a_chip_without_a_listed_nic_moves_kv_over_its_host_link():
     dep = Deployment(tp=1)
     t = kv_transfer_time(load_model("llama-3.1-8b"), chip, dep, shipped_calibration().for_chip(chip))
     assert t(2048) < 1.0          # seconds for a 2k-token prompt's KV, not days
+
+
+def test_idle_chips_draw_idle_power_between_steps():
+    from tokenfab.predict import predict_one
+    from tokenfab.queries import parse_query
+    from tokenfab.silicon import resolve_chip
+    out = predict_one(parse_query({"scenario": "server", "hardware": "h100-sxm", "model": "llama-3.1-8b",
+                                   "input_len": 100, "output_len": 1, "rate": 2}))
+    assert "tpot_ms_mean" not in out["predicted"]            # one output token: answered without TPOT
+    idle = resolve_chip("h100-sxm").energy.static_w
+    assert idle <= out["predicted"]["avg_power_w"] < 2 * idle

@@ -36,6 +36,12 @@ class DesignInputError(ValueError):
     """Input `design` cannot run on; the message is the one line the user sees."""
 
 
+# what a problem file may say (the embedded default's sections, the study's, and free text)
+PROBLEM_FIELDS = frozenset({"assign", "constraints", "custom", "demand_output_tokens_per_day", "demand_source",
+                            "demand_range_output_tokens_per_day", "deployment", "models", "scenarios", "space",
+                            "template", "traffic", "utilisation", "question", "name", "description", "note"})
+
+
 def _fail(msg: str) -> None:
     raise DesignInputError(msg)
 
@@ -136,6 +142,10 @@ class DesignProblem:
             raise DesignInputError(f"problem file {str(path)!r} is not valid YAML{yaml_problem(err)}") from None
         if not isinstance(raw, dict):
             _fail(f"problem file {str(src)!r}: a mapping of traffic, models, constraints... is required")
+        unknown = sorted(set(map(str, raw)) - PROBLEM_FIELDS)
+        if unknown:
+            _fail(f"problem file {str(src)!r}: unknown field {unknown[0]!r} "
+                  f"(allowed: {', '.join(sorted(PROBLEM_FIELDS))})")
         if path:  # a user file inherits whatever it leaves out from the default
             base = yaml.safe_load(DEFAULT_PATH.read_text())
             base.update(raw)

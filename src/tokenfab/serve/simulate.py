@@ -256,6 +256,9 @@ def _summarise(rec: _Recorder, steps: _StepLog, cluster: Cluster, cfg: EngineCon
     steady = (cluster.tokens_at_last_arrival * cfg.accept / window if window > 0
               else total.output_tokens / span)
     late = cluster.last_arrival - cluster.mark_arrival
+    # between steps a replica's chips sit idle and draw idle power (the steps' energy holds only their own time)
+    idle_w = steps.chip.energy.static_w if steps.chip.energy is not None else 0.0
+    energy = steps.energy + idle_w * dep.devices * max(len(cluster.replicas) * span - busy, 0.0)
     m: dict[str, Any] = {
         "late_output_tokens_per_s": ((cluster.tokens_at_last_arrival - cluster.tokens_at_mark) * cfg.accept / late
                                      if late > 0 else steady),
@@ -276,11 +279,10 @@ def _summarise(rec: _Recorder, steps: _StepLog, cluster: Cluster, cfg: EngineCon
         "kv_capacity_tokens": cfg.kv_tokens,
         "mean_decode_batch": steps.stats.mean_batch(),
         "batch_histogram": steps.stats.histogram(),
-        "energy_j": steps.energy,
-        "avg_power_w": steps.energy / span,
-        "joules_per_output_token": steps.energy / max(total.output_tokens, 1),
-        **energy_scopes(steps.energy / span, steps.energy / max(total.output_tokens, 1),
-                        host_power_w(steps.chip) * chips),
+        "energy_j": energy,
+        "avg_power_w": energy / span,
+        "joules_per_output_token": energy / max(total.output_tokens, 1),
+        **energy_scopes(energy / span, energy / max(total.output_tokens, 1), host_power_w(steps.chip) * chips),
         "devices": chips,
     }
     for name, hist in (("ttft", total.ttft), ("tpot", total.tpot), ("e2e", total.e2e), ("queue", total.queue)):
