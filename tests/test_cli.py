@@ -200,3 +200,19 @@ def test_output_path_through_a_symlink_is_refused(tmp_path):
     r = runner.invoke(app, ["design", "--report", str(link)])
     assert r.exit_code == 2 and "symbolic link" in r.stderr
     assert target.read_text() == "x"
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["tco", "--hardware", "h100-sxm", "--model", "llama-3.1-8b", "--input-len", "10", "--output-len", "10",
+      "--volume", "nan"], "--volume nan"),
+    (["tco", "--hardware", "h100-sxm", "--model", "llama-3.1-8b", "--input-len", "10", "--output-len", "10",
+      "--volume", "-5"], "--volume -5"),
+    (["breakeven", "--design", "inference-hbm", "--input-len", "10", "--output-len", "10", "--demand", "nan"],
+     "--demand nan"),
+    (["silicon", "inference-hbm", "--volume", "inf"], "--volume inf"),
+    (["compare", "--model", "llama-3.1-8b", "--input-len", "inf", "--output-len", "10"], "--input-len inf"),
+])
+def test_number_flags_must_be_finite_and_sensible(args, needle):
+    r = runner.invoke(app, args)
+    assert r.exit_code == 2
+    assert needle in r.stderr and len(r.stderr.strip().splitlines()) == 1

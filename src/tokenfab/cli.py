@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import gc
 import json
+import math
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -53,6 +54,9 @@ def _collecting(command: Callable[..., Any]) -> Callable[..., Any]:
         if not gc.isenabled():   # start-up is over (in-process callers, such as tests, never turned it off)
             gc.freeze()
             gc.enable()
+        for name, value in kwargs.items():   # a number flag given as nan or inf means nothing to any command
+            if isinstance(value, float) and not math.isfinite(value):
+                fail(f"--{name.replace('_', '-')} {value}: a finite number is required")
         return command(*args, **kwargs)
     return run
 
@@ -628,6 +632,8 @@ def tco(
     isl, osl = _lengths(workload, input_len, output_len)
     _check_samples(samples)
     _check_utilisation(utilisation)
+    if not volume > 0:
+        fail(f"--volume {volume:g}: a positive number of accelerators is required")
     chip = _chip(hardware)
     srv = _serving(chip, model, isl, osl, calibration)
     if cluster is not None and not cluster >= 1:

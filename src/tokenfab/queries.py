@@ -38,6 +38,8 @@ MAX_DEVICES = 1_000_000
 MAX_TOKENS = 10_000_000
 MAX_RATE = 1e7
 MAX_SHAPE = 1e15
+# shape keys the planners read as numbers (phase and kernel are names)
+SHAPE_NUMBERS = frozenset({"m", "n", "k", "bytes", "element_bytes", "kv_len", "seq_len", "batch", "tokens"})
 # a latency limit of a capacity query: ttft_ms_p99, tpot_ms_p90, e2e_ms_p99.9 ...
 SLO_KEY = re.compile(r"^(ttft|tpot|e2e)_ms_p(\d+(?:\.\d+)?)$")
 
@@ -104,8 +106,9 @@ class Query(BaseModel):
     @classmethod
     def _shape(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
         for key, value in (v or {}).items():
-            if isinstance(value, bool) or (isinstance(value, int | float) and not (math.isfinite(value) and
-                                                                                  abs(value) <= MAX_SHAPE)):
+            numeric = key in SHAPE_NUMBERS or isinstance(value, int | float)
+            if numeric and (isinstance(value, bool) or not isinstance(value, int | float)
+                            or not (math.isfinite(value) and abs(value) <= MAX_SHAPE)):
                 raise ValueError(f"shape.{key} = {value!r}: a finite number up to {MAX_SHAPE:g}")
         return v
 
