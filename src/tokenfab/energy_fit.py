@@ -13,7 +13,6 @@ GPU, and reported against `data/measured/energy.csv` (ML.ENERGY GPU power, MLPer
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 
 from tokenfab import catalog
+from tokenfab.calibrate.profile import write_json_atomic
 from tokenfab.energy_check import bench_queries, check, check_bench, median_abs_error
 from tokenfab.perf import energy as E
 from tokenfab.predict import predict_one
@@ -100,10 +100,7 @@ def write_fit(path: Path | None = None) -> dict[str, object]:
                      "power_median_abs": float(np.median(np.abs(fit_err))),
                      "leave_one_hardware_out_power_median_abs": by_hw,
                      "method": "least squares on log error of average power (bounded scalar search)"}
-    target = path or Path(str(catalog.DATA / "power_fit.json"))
-    tmp = target.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=1, sort_keys=True) + "\n")
-    tmp.replace(target)
+    write_json_atomic(path or Path(str(catalog.DATA / "power_fit.json")), result)
     catalog.power_fit.cache_clear()
     return result
 
