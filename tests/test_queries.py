@@ -157,3 +157,16 @@ def test_fuzz_lines_through_the_reader():
 def test_fuzz_raw_bytes_never_raise(data):
     for _ln, _qid, q in read_queries(data.split(b"\n")):
         assert isinstance(q, str) or q.scenario in SCENARIOS
+
+
+def test_a_query_past_its_time_budget_is_its_own_error(tmp_path):
+    f = tmp_path / "q.jsonl"
+    slow = {"id": "slow", "scenario": "capacity", "hardware": "h200", "model": "llama-2-70b", "devices": 8, "tp": 1,
+            "engine": "mlperf-v4.1-trtllm", "output_len": 290, "max_batch": 1024, "precision": "fp8",
+            "slo": {"ttft_ms_p99": 2000}}
+    f.write_text(json.dumps(slow) + "\n" + json.dumps({"id": "fast", "scenario": "memcopy", "hardware": "h200"}))
+    started = time.perf_counter()
+    r = runner.invoke(app, ["predict", "--queries", str(f), "--budget-s", "0.5"])
+    assert time.perf_counter() - started < 30
+    lines = [json.loads(x) for x in r.stdout.splitlines()]
+    assert "time budget" in lines[0]["error"] and "predicted" in lines[1]

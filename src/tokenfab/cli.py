@@ -172,6 +172,8 @@ def predict(
     power_cap_w: Annotated[float | None, typer.Option(help="power limit per accelerator, W (MaxQ)")] = None,
     power_scope: Annotated[str | None, typer.Option(help="accelerator|server|facility: what avg_power_w and "
                                                     "joules_per_output_token cover")] = None,
+    budget_s: Annotated[float, typer.Option(help="seconds a query may take before it is answered with an "
+                                            "error (the batch goes on)")] = 300.0,
     slo: Annotated[str | None, typer.Option(help="capacity: latency limits in ms, e.g. "
                                             "ttft_ms_p99=2000,tpot_ms_p99=200 (also e2e_ms_pNN)")] = None,
     calibration: CalibrationOpt = None,
@@ -181,15 +183,17 @@ def predict(
     from tokenfab.queries import parse_query
     cal = _load_cal(calibration)
     if queries is not None:
+        if not budget_s > 0:
+            fail(f"--budget-s {budget_s:g}: a positive number of seconds")
         if str(queries) == "-":
-            _predict_stream(sys.stdin.buffer, cal)
+            _predict_stream(sys.stdin.buffer, cal, budget_s)
             return
         try:
             stream = open(queries, "rb")  # noqa: SIM115 - closed below; each line is decoded on its own
         except OSError as e:
             fail(f"--queries {str(queries)!r}: {e.strerror}")
         with stream:
-            _predict_stream(stream, cal)
+            _predict_stream(stream, cal, budget_s)
         return
     given = {k: v for k, v in dict(scenario=scenario, hardware=hardware, model=model, devices=devices, tp=tp,
                                    pp=pp, ep=ep, precision=precision, kv_precision=kv_precision, engine=engine,
@@ -205,7 +209,7 @@ def predict(
         q = parse_query(given)
     except ValueError as e:
         fail(str(e))
-    result = predict_one(q, cal)
+    result = predict_one(q, cal, budget_s)
     if "error" in result:
         fail(result["error"])
     print(_json_line(result))
@@ -225,12 +229,12 @@ def _parse_slo(text: str) -> dict[str, float]:
     return out
 
 
-def _predict_stream(stream: Any, cal: Any) -> None:
+def _predict_stream(stream: Any, cal: Any, budget_s: float) -> None:
     """One JSON object per query line: the prediction, or the reason it cannot be given."""
     from tokenfab.predict import predict_many
     from tokenfab.queries import read_queries
     rows = list(read_queries(stream))
-    answers = iter(predict_many([q for _ln, _id, q in rows if not isinstance(q, str)], cal))
+    answers = iter(predict_many([q for _ln, _id, q in rows if not isinstance(q, str)], cal, budget_s=budget_s))
     for _lineno, qid, q in rows:
         result = {"id": qid, "error": q} if isinstance(q, str) else next(answers)
         print(_json_line(result))

@@ -9,8 +9,11 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Callable, Mapping
+import signal
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
@@ -470,8 +473,46 @@ def _round(value: float) -> float:
     return float(f"{value:.6g}")
 
 
-def predict_one(q: Query, calibration: Calibration | None = None) -> dict[str, Any]:
-    """The JSON object `predict` prints for one query: predicted metrics, or a one-line error."""
+# no single query may stall a batch: past this the query is answered with an error and the batch goes on
+QUERY_BUDGET_S = 300.0
+
+
+class _OverBudget(Exception):
+    pass
+
+
+@contextmanager
+def _budget(seconds: float | None) -> Iterator[None]:
+    """Raise `_OverBudget` in this block after `seconds` of wall time (main thread on POSIX; elsewhere a no-op)."""
+    usable = (seconds is not None and seconds > 0 and hasattr(signal, "setitimer")
+              and threading.current_thread() is threading.main_thread())
+    if not usable:
+        yield
+        return
+
+    def ring(_signum: int, _frame: Any) -> None:
+        raise _OverBudget
+    previous = signal.signal(signal.SIGALRM, ring)
+    signal.setitimer(signal.ITIMER_REAL, float(seconds))
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0.0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def predict_one(q: Query, calibration: Calibration | None = None,
+                budget_s: float | None = QUERY_BUDGET_S) -> dict[str, Any]:
+    """The JSON object `predict` prints for one query: predicted metrics, or a one-line error (also when it
+    runs past `budget_s` seconds)."""
+    try:
+        with _budget(budget_s):
+            return _predict_one(q, calibration)
+    except _OverBudget:
+        return {"id": q.id, "error": f"no answer within {budget_s:g} s (the query's time budget)"}
+
+
+def _predict_one(q: Query, calibration: Calibration | None = None) -> dict[str, Any]:
     chips = calibration.extra_chips() if calibration else None
     try:
         predicted = answer(plan_query(q, chips), calibration)
@@ -490,7 +531,7 @@ SIMULATED = ("server", "concurrency", "capacity")
 
 
 def predict_many(queries: list[Query], calibration: Calibration | None = None,
-                 workers: int | None = None) -> list[dict[str, Any]]:
+                 workers: int | None = None, budget_s: float | None = QUERY_BUDGET_S) -> list[dict[str, Any]]:
     """`predict_one` for every query, in order. Serving queries cost a simulation each, so they run in
     worker processes, grouped by configuration: the queries of one run (one per metric) share it."""
     results: list[dict[str, Any] | None] = [None] * len(queries)
@@ -499,22 +540,24 @@ def predict_many(queries: list[Query], calibration: Calibration | None = None,
         if q.scenario in SIMULATED:
             groups.setdefault(serving_run_key(q), []).append(i)
         else:
-            results[i] = predict_one(q, calibration)
+            results[i] = predict_one(q, calibration, budget_s)
     workers = min(workers or os.cpu_count() or 1, len(groups))
     batches = [[queries[i] for i in idx] for idx in groups.values()]
     if workers > 1:
         with ProcessPoolExecutor(workers) as pool:
-            answers = list(pool.map(_predict_group, batches, [calibration] * len(batches)))
+            answers = list(pool.map(_predict_group, batches, [calibration] * len(batches),
+                                    [budget_s] * len(batches)))
     else:
-        answers = [_predict_group(batch, calibration) for batch in batches]
+        answers = [_predict_group(batch, calibration, budget_s) for batch in batches]
     for idx, group_answers in zip(groups.values(), answers, strict=True):
         for i, result in zip(idx, group_answers, strict=True):
             results[i] = result
     return [r for r in results if r is not None]
 
 
-def _predict_group(queries: list[Query], calibration: Calibration | None) -> list[dict[str, Any]]:
-    return [predict_one(q, calibration) for q in queries]
+def _predict_group(queries: list[Query], calibration: Calibration | None,
+                   budget_s: float | None = QUERY_BUDGET_S) -> list[dict[str, Any]]:
+    return [predict_one(q, calibration, budget_s) for q in queries]
 
 
 __all__ = ["GEMM", "Plan", "QueryError", "StepCost", "answer", "plan_query", "predict_one", "query_deployment",
