@@ -36,3 +36,49 @@ def test_ray_backend_gives_the_local_answer(small_file, tmp_path):
     assert remote["custom"] == local["custom"] and remote["tiers"] == local["tiers"]
     ra, rb = Store(tmp_path / "a.duckdb").runs()[0], Store(tmp_path / "b.duckdb").runs()[0]
     assert Store(tmp_path / "a.duckdb").points(ra["id"]).equals(Store(tmp_path / "b.duckdb").points(rb["id"]))
+
+
+def _running(pid: int) -> bool:
+    from pathlib import Path
+    status = Path(f"/proc/{pid}/status")
+    try:
+        return "zombie" not in status.read_text().lower()
+    except OSError:
+        return False
+
+
+def test_workers_die_with_a_killed_parent(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    script = tmp_path / "parent.py"
+    script.write_text(
+        "import os, time\n"
+        "from tokenfab.search.backends import LocalBackend\n"
+        "b = LocalBackend(2)\n"
+        "def pid(_):\n    return os.getpid()\n"
+        "print(' '.join(map(str, sorted(set(b.map(pid, range(16)))))), flush=True)\n"
+        "time.sleep(60)\n")
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    workers = [int(p) for p in proc.stdout.readline().split()]
+    assert workers and proc.pid not in workers
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 10
+    alive = workers
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.2)
+        alive = [p for p in workers if _running(p)]
+    assert not alive
+
+
+def test_a_ray_address_nobody_answers_is_one_line_at_once():
+    import time
+
+    from tokenfab.search.backends import BackendError, _reachable
+    started = time.monotonic()
+    with pytest.raises(BackendError, match="nothing answers"):
+        _reachable("127.0.0.1:1")
+    assert time.monotonic() - started < 15

@@ -29,13 +29,48 @@ class LocalBackend:
         if self.jobs == 1 or len(tasks) <= 1:
             return map(fn, tasks)
         if self._pool is None:
-            self._pool = ProcessPoolExecutor(self.jobs)
+            self._pool = ProcessPoolExecutor(self.jobs, initializer=_die_with_parent, initargs=(os.getpid(),))
         return self._pool.map(fn, tasks)
 
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(cancel_futures=True)
             self._pool = None
+
+
+def _die_with_parent(parent: int) -> None:
+    """Worker start-up: on Linux ask the kernel for SIGTERM when the parent dies (a killed `design --jobs 2`
+    must not leave its workers running); everywhere, a worker whose parent is already gone exits."""
+    if os.getppid() != parent:
+        os._exit(0)
+    try:
+        import ctypes
+        import signal
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, int(signal.SIGTERM))   # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:   # the parent died between fork and prctl
+        os._exit(0)
+
+
+RAY_CONNECT_TIMEOUT_S = 10.0
+
+
+def _reachable(address: str) -> None:
+    """A `host:port` (or `ray://host:port`) address must answer a TCP connection within the timeout: Ray itself
+    waits for minutes on an address nobody answers."""
+    import socket
+    target = address.removeprefix("ray://")
+    host, sep, port = target.rpartition(":")
+    if not sep or not port.isdigit():
+        return   # "auto" and the like: Ray resolves them itself
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=RAY_CONNECT_TIMEOUT_S):
+            pass
+    except OSError as err:
+        raise BackendError(f"backend ray: nothing answers at {address!r} within {RAY_CONNECT_TIMEOUT_S:g} s "
+                           f"({err.strerror or err})") from None
 
 
 class RayBackend:
@@ -49,6 +84,8 @@ class RayBackend:
         self.ray = ray
         self._started = False
         if not ray.is_initialized():
+            if address:
+                _reachable(address)
             kwargs: dict[str, Any] = {"address": address} if address else {"num_cpus": jobs or os.cpu_count() or 1}
             try:
                 ray.init(include_dashboard=False, log_to_driver=False, ignore_reinit_error=True, **kwargs)
