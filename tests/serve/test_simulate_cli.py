@@ -75,3 +75,18 @@ def test_band_reruns_at_the_step_models_error() -> None:
     for name in ("ttft_ms_p50", "tpot_ms_p50"):
         low, high = m["band"][name]
         assert low < m[name] < high
+
+
+def test_records_and_timeline_are_readable_by_all(tmp_path):
+    import stat
+
+    from typer.testing import CliRunner
+
+    from tokenfab.cli import app
+    rec, tl = tmp_path / "r.parquet", tmp_path / "t.json"
+    r = CliRunner().invoke(app, ["simulate", "--model", "llama-3.1-8b", "--hardware", "h100-sxm", "--input-len", "64",
+                                 "--output-len", "8", "--rate", "5", "--requests", "50", "--records", str(rec),
+                                 "--timeline", str(tl)])
+    assert r.exit_code == 0, r.output
+    for f in (rec, tl):
+        assert stat.S_IMODE(f.stat().st_mode) & 0o044 == 0o044

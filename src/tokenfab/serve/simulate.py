@@ -163,6 +163,7 @@ class _Recorder:
         if self._writer is not None:
             self._writer.close()
             if ok and self.path:
+                os.chmod(self._tmp, 0o644)   # mkstemp makes it the owner's alone; a result file is for reading
                 os.replace(self._tmp, self.path)
             elif self._tmp:
                 os.unlink(self._tmp)
@@ -170,6 +171,7 @@ class _Recorder:
             self._trace.write("{}]\n")
             self._trace.close()
             if ok:
+                os.chmod(self._trace_tmp, 0o644)
                 os.replace(self._trace_tmp, self._trace_path)
             else:
                 os.unlink(self._trace_tmp)
