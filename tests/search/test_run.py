@@ -142,3 +142,13 @@ def test_a_custom_chips_links_domain_and_nic_speed_are_priced_by_the_network_mod
         other = share(**bigger)
         assert float(other.usd(())) > float(ref.usd(())) and float(other.w) > float(ref.w), bigger
     assert float(share(scaleup_domain=128).pod_usd) > 0 == float(ref.pod_usd)     # beyond a rack: optics, 2 tiers
+
+
+def test_the_pareto_front_is_the_same_whatever_order_the_points_come_in():
+    from tokenfab.search.run import pareto
+    rows = [{"label": name, "custom": name == "c", "feasible": True,
+             "tiers": [{"floor": f, "usd_per_mtok": usd, "user_tps": tps, "tokens_per_j": tpj}
+                       for f, usd, tps, tpj in tiers]}
+            for name, tiers in (("a", [(10, 1.0, 20, 3), (30, 1.5, 35, 2)]), ("b", [(10, 0.5, 10, 2)]),
+                                ("c", [(10, 0.7, 25, 1), (30, 2.0, 40, 4)]))]
+    assert pareto(rows) == pareto(rows[::-1]) == pareto(rows[1:] + rows[:1])

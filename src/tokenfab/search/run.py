@@ -304,7 +304,13 @@ def pareto(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if not dominated:
             out.append({**p, "front": True})
     front = {(p["label"], p["floor"]) for p in out}
-    return out + [{**p, "front": False} for p in pts if (p["label"], p["floor"]) not in front]
+    rest = [{**p, "front": False} for p in pts if (p["label"], p["floor"]) not in front]
+    # a resumed run reads its points back in another order: the answer is the same set, in one order
+    return sorted(out, key=_pareto_order) + sorted(rest, key=_pareto_order)
+
+
+def _pareto_order(p: dict[str, Any]) -> tuple:
+    return (p["usd_per_mtok"], -p["user_tps"], -p["tokens_per_j"], p["label"], p["floor"])
 
 
 def breakdown(problem: DesignProblem, row: dict[str, Any]) -> dict[str, float]:
