@@ -153,3 +153,19 @@ def test_hbm_price_follows_the_2025_supply_prices():
     assert get("hbm_price_usd_per_gb", "HBM3E").value == pytest.approx(370 / 36, rel=0.01)   # $/stack / GB
     assert get("hbm_price_usd_per_gb", "HBM4").value == pytest.approx(560 / 36, rel=0.01)
     assert catalog.constants()["hbm_price_per_gb_usd"]["value"]["HBM3E"] == get("hbm_price_usd_per_gb", "HBM3E").value
+
+
+def test_the_data_fingerprint_follows_every_shipped_file(tmp_path, monkeypatch):
+    import shutil
+
+    from tokenfab import catalog
+    copy = tmp_path / "data"
+    shutil.copytree(catalog.DATA, copy)
+    monkeypatch.setattr(catalog, "DATA", copy)
+    catalog.fingerprint.cache_clear()
+    before = catalog.fingerprint()
+    (copy / "calibration.json").write_text((copy / "calibration.json").read_text() + " ")
+    catalog.fingerprint.cache_clear()
+    after = catalog.fingerprint()
+    catalog.fingerprint.cache_clear()
+    assert before != after

@@ -216,3 +216,11 @@ def test_number_flags_must_be_finite_and_sensible(args, needle):
     r = runner.invoke(app, args)
     assert r.exit_code == 2
     assert needle in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_version_and_model_list():
+    from tokenfab import __version__
+    r = runner.invoke(app, ["--version"])
+    assert r.exit_code == 0 and r.stdout.strip() == f"tokenfab {__version__}"
+    r = runner.invoke(app, ["model", "list"])
+    assert r.exit_code == 0 and "deepseek-v3" in r.stdout and "MoE, MLA" in r.stdout

@@ -66,6 +66,20 @@ app = _App(add_completion=False, no_args_is_help=True,
                 "silicon, tco, breakeven, simulate, design, fleet.")
 hardware_app = _App(no_args_is_help=True, help="The accelerator catalog.")
 model_app = _App(no_args_is_help=True, help="The model zoo (or any HF config.json).")
+def _version(show: bool) -> None:
+    if show:
+        from tokenfab import __version__
+        print(f"tokenfab {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                                help="print the version and exit")] = False) -> None:
+    """Design and price LLM-inference hardware: predict, calibrate, validate, compare, silicon, tco, breakeven,
+    simulate, design, fleet."""
+
+
 app.add_typer(hardware_app, name="hardware")
 app.add_typer(model_app, name="model")
 
@@ -106,6 +120,21 @@ def hardware_show(hw_id: Annotated[str, typer.Argument(help="catalog id, e.g. h1
     except KeyError as e:
         fail(str(e))
     out.print_json(json.dumps(rec, default=str))
+
+
+@model_app.command("list")
+def model_list() -> None:
+    """Every model in the zoo: kind, layers, total and active parameters (any HF config.json works too)."""
+    from rich.table import Table
+
+    from tokenfab.catalog import model_ids
+    from tokenfab.model import load_model
+    table = Table("id", "kind", "layers", "total params", "active params", title="model zoo")
+    for mid in model_ids():
+        m = load_model(mid)
+        kind = ("MoE" if m.is_moe else "dense") + (", MLA" if m.is_mla else "")
+        table.add_row(mid, kind, str(m.layers), f"{m.total_params / 1e9:,.1f} B", f"{m.active_params / 1e9:,.1f} B")
+    out.print(table)
 
 
 @model_app.command("show")

@@ -6,6 +6,7 @@ Loaders here only read and index the files; interpretation lives in `hardware.py
 
 from __future__ import annotations
 
+import hashlib
 import json
 from functools import cache
 from pathlib import Path
@@ -130,6 +131,17 @@ def step_error() -> dict[str, Any]:
     if not path.is_file():
         return {"p10": 0.0, "p90": 0.0, "rows": 0}
     return json.loads(path.read_text())
+
+
+@cache
+def fingerprint() -> str:
+    """A hash of every shipped data file (catalog, constants, fitted figures, calibration): a stored answer is
+    reused only while these are what it was computed from."""
+    h = hashlib.sha256()
+    for path in sorted(p for p in DATA.rglob("*") if p.is_file()):
+        h.update(str(path.relative_to(DATA)).encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
 
 
 @cache

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from tokenfab import __version__, catalog
 from tokenfab.constants import Draws, get
 from tokenfab.search import chips as C
 from tokenfab.search import study, tier2
@@ -101,7 +102,10 @@ class _Points:
 def design(problem: DesignProblem, store: Store, opts: SearchOptions = SearchOptions(), backend: str = "local",
            address: str | None = None, jobs: int | None = None, progress: Progress | None = None) -> dict[str, Any]:
     """Search, simulate and price; returns the summary the CLI prints and the report renders."""
-    config = {"problem": problem.raw, "search": asdict(opts)}
+    # the run id covers what the answer is computed from, not only the question: after a price, constant or
+    # calibration change (or a new version) the same question is a new run, not the stored answer
+    config = {"problem": problem.raw, "search": asdict(opts),
+              "inputs": {"tokenfab": __version__, "data": catalog.fingerprint()}}
     pts = _Points(store, config)
     be = make_backend(backend, address, jobs)
     note = progress or (lambda stage, done, total: None)
