@@ -90,3 +90,7 @@ def test_records_and_timeline_are_readable_by_all(tmp_path):
     assert r.exit_code == 0, r.output
     for f in (rec, tl):
         assert stat.S_IMODE(f.stat().st_mode) & 0o044 == 0o044
+    import pyarrow.parquet as pq
+    rows = pq.read_table(rec).to_pylist()
+    assert {"class_name", "ttft_s", "tpot_s", "e2e_s"} <= rows[0].keys()
+    assert all(abs(x["e2e_s"] - (x["finish"] - x["arrival"])) < 1e-12 and x["ttft_s"] <= x["e2e_s"] for x in rows)

@@ -137,7 +137,16 @@ class _Recorder:
     def _write_parquet(self, cols: dict[str, np.ndarray]) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
-        table = pa.table(cols)
+        names = np.array([c.name for c in self.classes], dtype=object)
+        out_len = cols["output_len"]
+        derived = {  # what a reader wants without re-deriving it: the class by name, latencies in seconds
+            "class_name": names[cols["class_id"]],
+            "ttft_s": cols["first_token"] - cols["arrival"],
+            "tpot_s": np.where(out_len > 1, (cols["finish"] - cols["first_token"]) / np.maximum(out_len - 1, 1),
+                               np.nan),
+            "e2e_s": cols["finish"] - cols["arrival"],
+        }
+        table = pa.table({**cols, **derived})
         if self._writer is None:
             folder = os.path.dirname(os.path.abspath(self.path)) or "."
             fd, self._tmp = tempfile.mkstemp(suffix=".parquet.part", dir=folder)
