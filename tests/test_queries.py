@@ -170,3 +170,11 @@ def test_a_query_past_its_time_budget_is_its_own_error(tmp_path):
     assert time.perf_counter() - started < 30
     lines = [json.loads(x) for x in r.stdout.splitlines()]
     assert "time budget" in lines[0]["error"] and "predicted" in lines[1]
+
+
+def test_layer_lengths_must_be_possible():
+    for shape, needle in (({"phase": "decode", "batch": 4, "kv_len": -5}, "shape.kv_len"),
+                          ({"phase": "prefill", "seq_len": 0.5}, "shape.seq_len")):
+        out = predict_one(parse_query({"scenario": "layer", "hardware": "h100-sxm", "model": "llama-3.1-8b",
+                                       "shape": shape}))
+        assert needle in out["error"]

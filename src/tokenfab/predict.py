@@ -334,9 +334,15 @@ def _plan_layer(q: Query, model: ModelSpec, chip: Chip, dep: Deployment) -> Plan
     batch = q.batch or 1
     one = replace(model, layers=1, layer_groups=(LayerGroup(1, model.is_moe),))
     if shape.get("phase") == "decode":
-        steps = StepShapes.decode(batch, float(shape.get("kv_len") or 0))
+        kv_len = float(shape.get("kv_len") or 0)
+        if kv_len < 0:
+            raise QueryError(f"field 'shape.kv_len' = {kv_len:g}: tokens already in the cache, 0 or more")
+        steps = StepShapes.decode(batch, kv_len)
     elif shape.get("phase") == "prefill":
-        steps = StepShapes.prefill(batch, float(shape.get("seq_len") or 0))
+        seq_len = float(shape.get("seq_len") or 0)
+        if seq_len < 1:
+            raise QueryError(f"field 'shape.seq_len' = {seq_len:g}: prompt tokens, 1 or more")
+        steps = StepShapes.prefill(batch, seq_len)
     else:
         raise QueryError("field 'shape.phase' must be 'prefill' (with seq_len) or 'decode' (with kv_len)")
     table = build_ops(one, chip, dep, steps)

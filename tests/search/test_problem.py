@@ -62,3 +62,10 @@ def test_yaml_1_2_numbers_in_a_problem(tmp_path):
     f = tmp_path / "p.yaml"
     f.write_text("demand_output_tokens_per_day: 5.0e12\n")
     assert DesignProblem.load(f).demand == 5e12
+
+
+def test_a_file_without_assign_routes_only_its_own_classes(tmp_path):
+    f = tmp_path / "p.yaml"
+    f.write_text("traffic: chat\nmodels: [llama-3.1-8b]\n")
+    prob = DesignProblem.load(f)
+    assert set(prob.raw.get("assign") or {}) <= {"chat"}

@@ -148,8 +148,11 @@ class DesignProblem:
                   f"(allowed: {', '.join(sorted(PROBLEM_FIELDS))})")
         if path:  # a user file inherits whatever it leaves out from the default
             base = yaml.safe_load(DEFAULT_PATH.read_text())
+            own_assign = "assign" in raw
             base.update(raw)
             raw = base
+            if not own_assign:   # the default's class -> model routing, only where both ends are the file's
+                overrides = {**overrides, "models": overrides.get("models") or raw.get("models")}
         raw = copy.deepcopy(raw)
         for key, value in overrides.items():
             if value is None:
