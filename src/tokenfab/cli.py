@@ -974,10 +974,27 @@ def simulate(
         fail(str(e))
     except OSError as e:
         fail(f"cannot write output: {e.strerror} ({e.filename})")
+    if not m.get("requests") and m.get("rejected"):
+        for path in (records, timeline):      # a run that served nobody leaves no files behind
+            if path is not None:
+                Path(path).unlink(missing_ok=True)
+        fail(f"every request was refused ({m['rejected']:,}): no prompt fits the KV cache of "
+             f"{m.get('kv_capacity_tokens', 0):,.0f} tokens per replica; raise tp or lower the lengths")
     if as_json:
-        print(json.dumps(m, sort_keys=True, default=float))
+        print(json.dumps(_no_nan(m), sort_keys=True, default=float, allow_nan=False))
         return
     _print_simulation(m, spec.name, chip.id, replica_pools)
+
+
+def _no_nan(obj: Any) -> Any:
+    """JSON has no NaN: a statistic with no sample (TPOT of one-token replies) is null."""
+    if isinstance(obj, dict):
+        return {k: _no_nan(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_no_nan(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
 
 
 @contextmanager

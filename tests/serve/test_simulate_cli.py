@@ -94,3 +94,18 @@ def test_records_and_timeline_are_readable_by_all(tmp_path):
     rows = pq.read_table(rec).to_pylist()
     assert {"class_name", "ttft_s", "tpot_s", "e2e_s"} <= rows[0].keys()
     assert all(abs(x["e2e_s"] - (x["finish"] - x["arrival"])) < 1e-12 and x["ttft_s"] <= x["e2e_s"] for x in rows)
+
+
+def test_a_run_that_serves_nobody_is_one_line_and_json_has_no_nan(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from tokenfab.cli import app
+    rec = tmp_path / "r.parquet"
+    base = ["simulate", "--model", "llama-3.1-8b", "--hardware", "h100-sxm", "--rate", "1", "--requests", "5"]
+    r = CliRunner().invoke(app, [*base, "--input-len", "2000000", "--output-len", "10", "--records", str(rec)])
+    assert r.exit_code == 2 and "every request was refused" in r.stderr and not rec.exists()
+    r = CliRunner().invoke(app, [*base, "--input-len", "100", "--output-len", "1", "--json"])
+    assert r.exit_code == 0 and "NaN" not in r.stdout
+    assert json.loads(r.stdout)["tpot_ms_mean"] is None
