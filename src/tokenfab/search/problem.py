@@ -179,6 +179,14 @@ class DesignProblem:
             models = r["models"] = [models]
         if not models or not isinstance(models, list):
             _fail("models: at least one model id is required")
+        if not all(isinstance(m, str) for m in models):
+            _fail(f"models = {models!r}: a list of model ids (text)")
+        for section in ("constraints", "space", "deployment", "assign"):
+            if r.get(section) is not None and not isinstance(r[section], dict):
+                _fail(f"{section}: a mapping is required, got {type(r[section]).__name__}")
+        assign = r.get("assign") or {}
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in assign.items()):
+            _fail("assign: class name -> model id, both text")
         for m in models:
             try:
                 load_model(m)
