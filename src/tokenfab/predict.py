@@ -496,13 +496,19 @@ def _budget(seconds: float | None) -> Iterator[None]:
         yield
         return
 
+    over = [False]
+
     def ring(_signum: int, _frame: Any) -> None:
-        raise _OverBudget
+        if not over[0]:
+            raise _OverBudget
     previous = signal.signal(signal.SIGALRM, ring)
-    signal.setitimer(signal.ITIMER_REAL, float(seconds))
+    # it rings again every 0.2 s: an exception raised where Python can only ignore it (a garbage-collector
+    # callback) must not let the query run on unbounded
+    signal.setitimer(signal.ITIMER_REAL, float(seconds), 0.2)
     try:
         yield
     finally:
+        over[0] = True
         signal.setitimer(signal.ITIMER_REAL, 0.0)
         signal.signal(signal.SIGALRM, previous)
 
