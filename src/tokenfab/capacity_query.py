@@ -84,10 +84,10 @@ class Probe:
         """The largest (measured / limit) over the limits: <= 1 means every limit held."""
         return max(result.percentile_ms(name, pct) / limit for name, pct, limit in self.limits)
 
-    def __call__(self, rate: float, params: EffParams) -> tuple[bool, SimResult | None]:
+    def __call__(self, rate: float, params: EffParams, screen: bool = True) -> tuple[bool, SimResult | None]:
         n = server_run_requests(self.q, rate, self.osl)
         short = max(int(n * SCREEN_SHARE), MIN_SCREEN_REQUESTS)
-        if short < n:
+        if screen and short < n:
             first = self.run(rate, short, params)
             assert first is not None
             if not self.worst(first) <= SCREEN_MARGIN:
@@ -128,32 +128,43 @@ def highest_rate(probe: Probe, params: EffParams, ceiling: float) -> tuple[float
     An overloaded short run first (above the offline `ceiling`): its completion rate while requests still
     arrive is the saturation rate mu, the most the system sustains. Above mu the queue grows for the whole
     run (1% over mu queues 6 s of arrivals by the end of a 600 s run), so a TTFT or end-to-end limit fails
-    there and the answer lies at or below mu; without such a limit it is mu by definition. A probe at
-    `NEAR_SATURATION` x mu that passes settles it; otherwise a latency limit binds below saturation and a
-    bisection from there finds it."""
+    there and the answer lies near or below mu; without such a limit it is mu by definition. Most servers pass
+    at `NEAR_SATURATION` x mu, so the search first looks above it (an overloaded engine thrashes - preemption,
+    prefill-heavy steps - so a stable load can sit a little above mu), where failing runs stop early, and runs
+    the full-length confirmation once, at the answer. If the rate near saturation fails, a latency limit binds
+    lower and a bisection from there finds it."""
     n_over = max(int(server_run_requests(probe.q, ceiling, probe.osl) * SCREEN_SHARE), MIN_SCREEN_REQUESTS)
     over = probe.run(ceiling * OVERLOAD, n_over, params, mark=0.5)   # its later half: the batch has filled
     assert over is not None
     mu = float(over.metrics["late_output_tokens_per_s"]) / float(probe.outputs[:n_over].mean())
     first = mu * NEAR_SATURATION
-    ok, res = probe(first, params)
-    probes = 2
+    probes = 1
+    # above `first`: judged full runs, no screens (near saturation a short run cannot tell)
+    lo, hi, best = first, max(mu, ceiling) * ABOVE_SATURATION, None
+    while hi / lo > 1.0 + REL_TOL and probes < MAX_PROBES:
+        mid = math.sqrt(hi * lo)
+        ok, res = probe(mid, params, screen=False)
+        probes += 1
+        if ok:
+            lo, best = mid, res
+        else:
+            hi = mid
+    if best is not None:
+        return lo, best, probes
+    ok, res = probe(first, params, screen=False)
+    probes += 1
     if ok:
-        # an overloaded engine thrashes (preemption, prefill-heavy steps), so a stable load can sit a little
-        # above mu: bracket up to ABOVE_SATURATION x the larger of mu and the offline rate
-        lo, best = first, res
-        hi = max(mu, ceiling) * ABOVE_SATURATION
-    else:
-        hi, lo = first, first * FIRST_LOW
+        return first, res, probes
+    hi, lo = first, first * FIRST_LOW
+    ok, res = probe(lo, params)
+    probes += 1
+    while not ok and probes < MAX_PROBES:      # nothing passes at the first low probe: widen downwards
+        hi, lo = lo, lo / 2.0
         ok, res = probe(lo, params)
         probes += 1
-        while not ok and probes < MAX_PROBES:      # nothing passes at the first low probe: widen downwards
-            hi, lo = lo, lo / 2.0
-            ok, res = probe(lo, params)
-            probes += 1
-        if not ok:
-            return 0.0, res, probes
-        best = res
+    if not ok:
+        return 0.0, res, probes
+    best = res
     while hi / lo > 1.0 + REL_TOL and probes < MAX_PROBES:
         mid = math.sqrt(hi * lo)
         ok, res = probe(mid, params)
