@@ -94,14 +94,16 @@ def bands_for(scenario: str, predicted: Mapping[str, float],
     return out
 
 
-def coverage(rows: list[tuple[str, str, str, float, float]]) -> dict[str, dict[str, float]]:
-    """Share of measured values inside their band, by group, with each accelerator's rows judged by bands
-    computed without that accelerator's residuals. Rows: (hardware, scenario, metric, measured, predicted)."""
+def coverage(rows: list[tuple[str, str, str, float, float]],
+             table: Mapping[str, Any] | None = None) -> dict[str, dict[str, float]]:
+    """Share of measured values inside their band, by group. Rows: (hardware, scenario, metric, measured,
+    predicted). Without `table`, each accelerator's rows are judged by bands computed without that accelerator's
+    residuals (nested leave-one-hardware-out); with it, every row by those bands."""
     hit: dict[str, list[bool]] = defaultdict(list)
     for hw in sorted({r[0] for r in rows}):
-        table = quantiles((s, m, p / v - 1.0) for h, s, m, v, p in rows if h != hw)
+        held = table if table is not None else quantiles((s, m, p / v - 1.0) for h, s, m, v, p in rows if h != hw)
         for _h, s, m, v, p in (r for r in rows if r[0] == hw):
-            b = band(table, s, m, p)
+            b = band(held, s, m, p)
             if b is not None:
                 hit[group_of(s)].append(b[0] <= v <= b[1])
     return {g: {"coverage": float(np.mean(h)), "n": len(h)} for g, h in hit.items()}

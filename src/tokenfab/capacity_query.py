@@ -7,10 +7,11 @@ latencies by tens of percent, but the rate itself moves by only a few percent: t
 Every probe replays one seeded request sample, its arrival times rescaled to the probe's rate (common random
 numbers: for one sample the pass/fail boundary is monotone in the rate and no probe is noisier than another),
 each run as long as the benchmark's (MLPerf: 600 s of arrivals at the probe's rate). An overloaded run above
-the offline throughput measures the saturation rate, which bounds the answer (`highest_rate`); most MLPerf
-systems pass just under it, so one more run usually settles the question. Where a latency limit binds lower,
-a bisection follows, each probe first running a fifth of its length: latencies only grow with time near
-capacity, so a short run that already breaks a limit by a wide margin fails at full length too.
+the offline throughput measures the saturation rate (`highest_rate`); most MLPerf systems pass just under it,
+so the search looks just above it first, with runs that stop once a limit is broken beyond its percentile, and
+confirms the answer with one full run. Where a latency limit binds lower, a bisection follows, each probe first
+running a fifth of its length: latencies only grow with time near capacity, so a short run that already breaks
+a limit by a wide margin fails at full length too.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from tokenfab.perf.timing import time_ops
 from tokenfab.queries import Query, slo_limits
 from tokenfab.query_plan import Plan, QueryError
 from tokenfab.serve.batching import steady_state
+from tokenfab.serve.capacity import log_bisect
 from tokenfab.serve.engine import Seq
 from tokenfab.serve.simulate import ClassInfo, SimResult, simulate
 from tokenfab.serving_query import (
@@ -48,8 +50,8 @@ MIN_SCREEN_REQUESTS = 500
 MAX_PROBES = 24
 FIRST_LOW = 0.8         # the first lower probe when a limit binds below saturation, as a share of the upper bound
 OVERLOAD = 1.15         # the saturation run's rate, over the offline estimate
-NEAR_SATURATION = 0.99  # the first probe, as a share of the saturation rate
-ABOVE_SATURATION = 1.1  # the bracket's top when that probe passes
+NEAR_SATURATION = 0.99  # where the upward search starts, as a share of the saturation rate (assumed to pass)
+ABOVE_SATURATION = 1.1  # the upward search's top, over the larger of the saturation and offline rates
 _ANSWERS: dict[tuple, dict[str, float]] = {}
 
 
@@ -65,13 +67,11 @@ class Probe:
         self.inputs, self.outputs = serving_lengths(q, isl, osl, MAX_SERVING_REQUESTS)
         gaps = np.random.default_rng(SERVING_SEED + 1).exponential(1.0, MAX_SERVING_REQUESTS)
         self.unit_arrivals = np.cumsum(gaps)        # arrivals at 1 request/s; a rate r divides them by r
-        self.runs = 0
 
     def run(self, rate: float, n: int, params: EffParams, mark: float | None = None,
             judge: bool = False) -> SimResult | None:
         """The sample's first `n` requests at `rate`; `mark` (share of the arrivals) times the later rate.
         `judge`: stop as soon as more requests broke a limit than its percentile allows (None: failed)."""
-        self.runs += 1
         table = RequestTable.single_turn(self.unit_arrivals[:n] / rate, self.inputs[:n], self.outputs[:n])
         mark_time = None if mark is None else float(self.unit_arrivals[int(n * mark)] / rate)
         try:
@@ -138,17 +138,10 @@ def highest_rate(probe: Probe, params: EffParams, ceiling: float) -> tuple[float
     assert over is not None
     mu = float(over.metrics["late_output_tokens_per_s"]) / float(probe.outputs[:n_over].mean())
     first = mu * NEAR_SATURATION
-    probes = 1
     # above `first`: judged full runs, no screens (near saturation a short run cannot tell)
-    lo, hi, best = first, max(mu, ceiling) * ABOVE_SATURATION, None
-    while hi / lo > 1.0 + REL_TOL and probes < MAX_PROBES:
-        mid = math.sqrt(hi * lo)
-        ok, res = probe(mid, params, screen=False)
-        probes += 1
-        if ok:
-            lo, best = mid, res
-        else:
-            hi = mid
+    lo, best, calls = log_bisect(lambda r: probe(r, params, screen=False), first,
+                                 max(mu, ceiling) * ABOVE_SATURATION, REL_TOL, max_calls=MAX_PROBES - 1)
+    probes = 1 + calls
     if best is not None:
         return lo, best, probes
     ok, res = probe(first, params, screen=False)
@@ -164,16 +157,8 @@ def highest_rate(probe: Probe, params: EffParams, ceiling: float) -> tuple[float
         probes += 1
     if not ok:
         return 0.0, res, probes
-    best = res
-    while hi / lo > 1.0 + REL_TOL and probes < MAX_PROBES:
-        mid = math.sqrt(hi * lo)
-        ok, res = probe(mid, params)
-        probes += 1
-        if ok:
-            lo, best = mid, res
-        else:
-            hi = mid
-    return lo, best, probes
+    lo, best, calls = log_bisect(lambda r: probe(r, params), lo, hi, REL_TOL, res, MAX_PROBES - probes)
+    return lo, best, probes + calls
 
 
 def tuned_batch(model: ModelSpec, chip: Chip, dep: Deployment, isl: float, osl: float, tpot_limit_s: float,

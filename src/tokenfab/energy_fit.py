@@ -89,10 +89,11 @@ def write_fit(path: Path | None = None) -> dict[str, object]:
     rows = terms()
     figures = fit(rows)
     fit_err = [r.predict(figures["busy_floor_share"]) / r.measured_w - 1 for r in rows]
+    hardware = [q.hardware for _row, q in bench_queries(FIT_DATA)]
     by_hw = {}
-    for hw in sorted({q.hardware for _row, q in bench_queries(FIT_DATA)}):
-        keep = [r for r, (_row, q) in zip(rows, bench_queries(FIT_DATA), strict=True) if q.hardware != hw]
-        held = [r for r, (_row, q) in zip(rows, bench_queries(FIT_DATA), strict=True) if q.hardware == hw]
+    for hw in sorted(set(hardware)):
+        keep = [r for r, h in zip(rows, hardware, strict=True) if h != hw]
+        held = [r for r, h in zip(rows, hardware, strict=True) if h == hw]
         f = fit(keep)
         by_hw[hw] = float(np.median([abs(r.predict(f["busy_floor_share"]) / r.measured_w - 1) for r in held]))
     result: dict[str, object] = {name: {"value": round(v, 6)} for name, v in figures.items()}

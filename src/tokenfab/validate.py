@@ -100,15 +100,7 @@ def band_coverage(scored: list[Scored], held_out: bool) -> dict[str, dict[str, f
     `held_out`: the predictions are leave-one-hardware-out, so each accelerator is judged by bands computed
     from the other accelerators' residuals (nested); otherwise by the shipped bands."""
     rows = [(s.hardware, s.scenario, s.metric, s.measured, s.predicted) for s in scored]
-    if held_out:
-        return bands.coverage(rows)
-    table = catalog.error_bands()
-    hit: dict[str, list[bool]] = defaultdict(list)
-    for _h, scenario, metric, measured, predicted in rows:
-        b = bands.band(table, scenario, metric, predicted)
-        if b is not None:
-            hit[bands.group_of(scenario)].append(b[0] <= measured <= b[1])
-    return {g: {"coverage": float(np.mean(h)), "n": len(h)} for g, h in hit.items()}
+    return bands.coverage(rows, None if held_out else catalog.error_bands())
 
 
 def summary(scored: list[Scored], scenarios: Iterable[str], hardware: str | None = None) -> tuple[int, float]:

@@ -21,6 +21,7 @@ from tokenfab.deployment import design_layout
 from tokenfab.search.chips import Candidate, fixed_per_hour
 from tokenfab.search.problem import DesignProblem
 from tokenfab.search.screen import fleet_cost
+from tokenfab.serve.capacity import log_bisect
 from tokenfab.serve.cluster import Pools
 from tokenfab.serve.simulate import ClassInfo, simulate
 
@@ -91,12 +92,7 @@ def class_capacity(problem: DesignProblem, cand: Candidate, pick: dict[str, Any]
             if lo > 0.0 or f <= 1.0 / 16:
                 break
             f /= 1.25
-    while lo > 0.0 and hi != math.inf and hi / lo > 1.0 + REL_TOL:
-        mid = math.sqrt(lo * hi)
-        if attained(mid):
-            lo = mid
-        else:
-            hi = mid
+    lo, _, _ = log_bisect(lambda x: (attained(x), None), lo, hi, REL_TOL)
     return {"class": pick["class"], "ratio": lo, "tps_per_replica": pick["tps_per_replica"] * lo,
             "devices": unit_devices, "requests": n}
 

@@ -16,10 +16,10 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -37,6 +37,7 @@ MIN_RATE = 1e-4              # sessions/s; a replica that misses the SLO even he
 MAX_RATE = 1e5
 _STEP = 4.0                  # bracketing factor
 _MEMO: dict[str, Capacity] = {}
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,24 @@ class Capacity:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def log_bisect(probe: Callable[[float], tuple[bool, R]], lo: float, hi: float, rel_tol: float,
+               best: R | None = None, max_calls: int | None = None) -> tuple[float, R | None, int]:
+    """Narrow a bracket (`lo` passes, `hi` fails) by probing its geometric midpoint until hi / lo <= 1 + rel_tol
+    (or `max_calls` probes). Returns the highest passing rate, the probe's result there (`best` if none passed
+    inside the bracket) and the probes it took. An open bracket (lo 0 or hi infinite) is returned as it is."""
+    calls = 0
+    while (lo > 0.0 and math.isfinite(hi) and hi / lo > 1.0 + rel_tol
+           and (max_calls is None or calls < max_calls)):
+        mid = math.sqrt(lo * hi)
+        ok, result = probe(mid)
+        calls += 1
+        if ok:
+            lo, best = mid, result
+        else:
+            hi = mid
+    return lo, best, calls
 
 
 def _key(*parts: Any) -> str:
@@ -171,13 +190,7 @@ def _search(model: ModelSpec, chip: Chip, dep: Deployment, rc: RequestClass, par
             rate = max(rate / _STEP, MIN_RATE)
     if best is None:
         return _replace(none, probes=probe.runs, reason=f"misses the SLO even at {MIN_RATE:g} sessions/s")
-    while hi != math.inf and hi / lo > 1.0 + rel_tol:
-        mid = math.sqrt(lo * hi)
-        ok, m = probe(mid)
-        if ok:
-            lo, best = mid, m
-        else:
-            hi = mid
+    lo, best, _ = log_bisect(probe, lo, hi, rel_tol, best)
     assert best is not None
     sessions = max(int((table.turn == 0).sum()), 1)
     out_per_session = float(table.output_len.sum()) / sessions

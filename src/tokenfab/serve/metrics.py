@@ -63,6 +63,14 @@ class LogHistogram:
                 "p99": self.percentile(99) * scale}
 
 
+def request_latencies(rec: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """TTFT, TPOT (NaN for one-token replies) and end-to-end seconds of finished-request records."""
+    out = rec["output_len"]
+    ttft = rec["first_token"] - rec["arrival"]
+    tpot = np.where(out > 1, (rec["finish"] - rec["first_token"]) / np.maximum(out - 1, 1), np.nan)
+    return ttft, tpot, rec["finish"] - rec["arrival"]
+
+
 @dataclass
 class ClassMetrics:
     """Streaming statistics of one request class."""
@@ -80,10 +88,8 @@ class ClassMetrics:
     cached_tokens: int = 0
 
     def add(self, rec: dict[str, np.ndarray], ttft_slo: float | None, tpot_slo: float | None) -> None:
-        ttft = rec["first_token"] - rec["arrival"]
-        e2e = rec["finish"] - rec["arrival"]
+        ttft, tpot, e2e = request_latencies(rec)
         out = rec["output_len"]
-        tpot = np.where(out > 1, (rec["finish"] - rec["first_token"]) / np.maximum(out - 1, 1), np.nan)
         self.ttft.add(ttft)
         self.tpot.add(tpot)
         self.e2e.add(e2e)

@@ -30,7 +30,7 @@ from tokenfab.perf.steptimer import StepTimer
 from tokenfab.perf.timing import time_ops
 from tokenfab.serve.cluster import Cluster, Pools, RequestFeed
 from tokenfab.serve.engine import BLOCK_TOKENS, EngineConfig, Seq
-from tokenfab.serve.metrics import ClassMetrics, LogHistogram, StepStats
+from tokenfab.serve.metrics import ClassMetrics, LogHistogram, StepStats, request_latencies
 from tokenfab.workload import RequestTable
 
 RECORD_COLUMNS = ("request", "class_id", "session", "turn", "replica", "arrival", "admitted", "first_token", "finish",
@@ -138,14 +138,9 @@ class _Recorder:
         import pyarrow as pa
         import pyarrow.parquet as pq
         names = np.array([c.name for c in self.classes], dtype=object)
-        out_len = cols["output_len"]
-        derived = {  # what a reader wants without re-deriving it: the class by name, latencies in seconds
-            "class_name": names[cols["class_id"]],
-            "ttft_s": cols["first_token"] - cols["arrival"],
-            "tpot_s": np.where(out_len > 1, (cols["finish"] - cols["first_token"]) / np.maximum(out_len - 1, 1),
-                               np.nan),
-            "e2e_s": cols["finish"] - cols["arrival"],
-        }
+        ttft, tpot, e2e = request_latencies(cols)
+        # what a reader wants without re-deriving it: the class by name, latencies in seconds
+        derived = {"class_name": names[cols["class_id"]], "ttft_s": ttft, "tpot_s": tpot, "e2e_s": e2e}
         table = pa.table({**cols, **derived})
         if self._writer is None:
             folder = os.path.dirname(os.path.abspath(self.path)) or "."
