@@ -140,3 +140,13 @@ def test_names_that_look_like_markup_print_as_written(tmp_path: Path) -> None:
                               str(tmp_path / "cache"), "--no-bargaining"])
     assert res.exit_code == 0, res.output
     assert "[/oops]" in res.output
+
+
+def test_a_negative_custom_cost_is_one_line(tmp_path: Path) -> None:
+    spec = {"design": "inference-hbm", "tape_out": "2026-02", "first_delivery": "2026-04", "supply_per_month": 10,
+            "software_usd_per_year": -1}
+    plan = write(tmp_path, tiny(scenarios=[], hardware={"buy": [{"id": "h100-sxm"}], "custom": [spec]}))
+    res = runner.invoke(app, ["fleet", str(plan), "--store", str(tmp_path / "r.duckdb"), "--no-bargaining"])
+    assert res.exit_code == 2
+    assert "software_usd_per_year" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "r.duckdb").exists()

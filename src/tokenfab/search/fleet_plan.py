@@ -134,6 +134,14 @@ class CustomSpec(_Doc):
     unit_cost_usd: Num | None = None        # default: the partner's price of the silicon model's unit cost at
                                             # `min_volume` (given: the buyer's price per chip)
     software_usd_per_year: Num | None = None   # default: the catalog's software run cost
+
+    @model_validator(mode="after")
+    def _costs(self) -> CustomSpec:
+        for name in ("nre_usd", "unit_cost_usd", "software_usd_per_year"):
+            v = value(getattr(self, name))
+            if v is not None and not (v >= 0 and v < float("inf")):
+                raise ValueError(f"{name} = {v!r}: a cost in dollars, 0 or more")
+        return self
     design_start: str | None = None         # when the NRE is committed (default: the plan's start)
     tape_out: str
     first_delivery: str
