@@ -19,3 +19,13 @@ def test_phase_mtp_acceptance_and_overlap_from_notes():
     assert read_hints("x", "no MTP").mtp == 0
     assert not read_hints("vllm-rocm", "EP16 decode; no dual-batch overlap yet").overlap
     assert read_hints("vllm", "Moreh vLLM, enforce-eager").eager
+
+
+def test_fp8_attention_and_overlap_scheduler_from_notes():
+    assert read_hints("sglang-0.5.2", "optimisations FP8 MLA, swapAB DeepGEMM").fp8_attention
+    assert read_hints("sglang-0.5.2", "prefill instance = 1 node TP8 (fa3 attention, FP8 attention)").fp8_attention
+    assert not read_hints("sglang-0.5.2", "BF16 attention").fp8_attention
+    assert read_hints("sglang", "no overlap scheduling, no MTP (baseline)").host_overlap is False
+    assert read_hints("sglang", "--disable-overlap-schedule").host_overlap is False
+    assert read_hints("sglang", "overlap scheduling on, no MTP").host_overlap is True
+    assert read_hints("sglang", "MTP steps=2").host_overlap is None

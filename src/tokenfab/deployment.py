@@ -53,6 +53,8 @@ class Deployment:
       attention groups of `tp` chips each serve their own sequences, and every MoE layer sends each token
       to the chips holding its experts and back (dispatch and combine all-to-all). The replica is `ep * pp`
       chips; the data convention for it is `tp=1, ep=N, replicas=1`.
+    `host_overlap`: the engine's overlap scheduler hides its host work (scheduling, stop checks, the
+    data-parallel ranks' batch-size exchange) under the GPU's; SGLang turns it off for speculative decoding.
     `redundant_experts` extra expert copies per EP group balance hot experts (EPLB) at the price of memory.
     `mtp` draft tokens are verified per decode step and `accept` tokens (bonus included) emitted on average.
     `overlap`: the all-to-all runs under compute; off unless the engine says so. With `micro_batches = 2`
@@ -76,6 +78,8 @@ class Deployment:
     overlap: bool = False      # the MoE all-to-all runs under compute (two-batch or single-batch overlap)
     micro_batches: int = 1     # two-batch overlap splits each step in two, each running every layer
     cuda_graphs: bool = True   # False: every kernel launched from the host (vLLM --enforce-eager)
+    fp8_attention: bool = False  # attention math on FP8 units over an FP8 cache (FlashMLA FP8, FA3 FP8 FMHA)
+    host_overlap: bool = True  # the scheduler prepares step n+1 on the host while the GPU runs step n
 
     @property
     def width(self) -> int:
@@ -165,6 +169,13 @@ class Deployment:
         if not 1.0 <= float(self.accept) <= self.mtp + 1:
             raise DeploymentError(f"accept = {self.accept!r}: tokens emitted per step must be in 1..{self.mtp + 1} "
                                   f"with mtp = {self.mtp}")
+
+
+def host_overlap_default(engine: str, mtp: int) -> bool:
+    """Whether the engine overlaps its host work with the GPU when nothing says otherwise. SGLang disables its
+    overlap scheduler with EAGLE/MTP speculative decoding (v0.5.6 server_args: "Overlap scheduler is disabled
+    because of using eagle speculative decoding", unless SGLANG_ENABLE_SPEC_V2 is set)."""
+    return not (engine_family(engine) == "sglang" and mtp > 0)
 
 
 def design_layout(model: ModelSpec, tp: int, pp: int, ep: int, weight_precision: str, kv_precision: str,

@@ -27,6 +27,7 @@ from tokenfab.deployment import (
     DeploymentError,
     engine_family,
     eplb_redundant_experts,
+    host_overlap_default,
     kv_capacity_tokens,
 )
 from tokenfab.hardware import Chip, System
@@ -94,8 +95,9 @@ def query_deployment(q: Query, model: ModelSpec, chip: Chip) -> Deployment:
     precision = q.precision or native_precision(q.model or "")
     if precision not in PRECISION_BYTES:
         raise QueryError(f"field 'precision' = {precision!r}: allowed {', '.join(sorted(PRECISION_BYTES))}")
-    kv = q.kv_precision or default_kv_precision(precision, q.engine)
     hints = read_hints(q.engine, q.note)
+    # FP8 attention kernels read an FP8 cache
+    kv = q.kv_precision or ("fp8" if hints.fp8_attention else default_kv_precision(precision, q.engine))
     mtp = q.mtp if q.mtp is not None else (hints.mtp or 0)
     # a stated acceptance is checked as given; a published or default one is capped at the drafts + 1
     accept = q.accept or min(hints.accept or default_acceptance(q.model or "", mtp), mtp + 1.0)
@@ -112,7 +114,10 @@ def query_deployment(q: Query, model: ModelSpec, chip: Chip) -> Deployment:
     dep = Deployment(tp=tp, pp=pp, ep=ep, weight_precision=precision, act_precision=act, kv_precision=kv,
                      engine=engine, max_batch=q.max_batch, mtp=mtp, accept=accept,
                      redundant_experts=eplb_redundant_experts(model, tp, ep), overlap=hints.overlap,
-                     cuda_graphs=not hints.eager, micro_batches=hints.micro_batches if hints.overlap else 1)
+                     cuda_graphs=not hints.eager, micro_batches=hints.micro_batches if hints.overlap else 1,
+                     fp8_attention=hints.fp8_attention and chip.supports("fp8") and PRECISION_BYTES[kv] <= 1,
+                     host_overlap=(hints.host_overlap if hints.host_overlap is not None
+                                   else host_overlap_default(engine, mtp)))
     try:
         dep.check(model, chip)
     except (DeploymentError, ValueError) as err:

@@ -31,6 +31,10 @@ _NO_OVERLAP = re.compile(r"no (?:dual|two)[- ]batch overlap", re.IGNORECASE)
 _MICRO_BATCHES = re.compile(r"(?<!no )(?:two|dual)[- ](?:micro-)?batch overlap", re.IGNORECASE)
 _EAGER = re.compile(r"enforce[-_ ]eager", re.IGNORECASE)
 _PYTORCH_BACKEND = re.compile(r"pytorch backend", re.IGNORECASE)
+_NO_HOST_OVERLAP = re.compile(r"no overlap schedul|overlap schedul\w* (?:off|disabled)|"
+                              r"disable[-_ ]overlap[-_ ]schedule", re.IGNORECASE)
+_HOST_OVERLAP = re.compile(r"overlap schedul\w* (?:on|enabled)", re.IGNORECASE)
+_FP8_ATTENTION = re.compile(r"FP8 (?:MLA|attention)|FP8 FMHA|fp8 context FMHA", re.IGNORECASE)
 _ACCEPT = re.compile(r"accept(?:ance)? length (?:of )?(\d+(?:\.\d+)?)", re.IGNORECASE)
 
 
@@ -55,6 +59,8 @@ class Hints:
     eager: bool = False             # kernels launched one by one from the host (vLLM --enforce-eager)
     pytorch_backend: bool = False   # TensorRT-LLM's PyTorch backend named in the note
     micro_batches: int = 1          # 2 for two-/dual-batch overlap, 1 for single-batch overlap
+    fp8_attention: bool = False     # attention kernels run FP8 math on an FP8 cache (FlashMLA/FA3 FP8)
+    host_overlap: bool | None = None  # the scheduler's host work overlapped with the GPU (None = not stated)
 
 
 def pd_layout(engine: str) -> PDLayout | None:
@@ -95,4 +101,6 @@ def read_hints(engine: str, note: str | None) -> Hints:
                  attn_dp=int(dp.group(1)) if dp else None,
                  overlap=bool(_OVERLAP.search(text)) and not _NO_OVERLAP.search(text),
                  eager=bool(_EAGER.search(text)), pytorch_backend=bool(_PYTORCH_BACKEND.search(text)),
-                 micro_batches=2 if _MICRO_BATCHES.search(text) else 1)
+                 micro_batches=2 if _MICRO_BATCHES.search(text) else 1,
+                 fp8_attention=bool(_FP8_ATTENTION.search(text)),
+                 host_overlap=False if _NO_HOST_OVERLAP.search(text) else True if _HOST_OVERLAP.search(text) else None)

@@ -116,3 +116,39 @@ def test_bad_layouts_name_their_field(changes, field):
 def test_mtp_on_a_model_without_an_mtp_module_is_refused():
     with pytest.raises(DeploymentError, match="mtp"):
         Deployment(tp=8, mtp=1, accept=1.5, **FP8).check(load_model("llama-3.1-70b"), H200)
+
+
+def test_sglang_turns_its_overlap_scheduler_off_for_speculation_and_the_host_work_shows():
+    from tokenfab.deployment import host_overlap_default
+    assert not host_overlap_default("sglang-0.5.2", 2) and host_overlap_default("sglang-0.5.2", 0)
+    assert host_overlap_default("trtllm", 3)
+    dep = Deployment(tp=1, ep=8, **FP8)
+    exposed = dep.with_(host_overlap=False)
+    gap = _decode(exposed, batch=8.0) - _decode(dep, batch=8.0)
+    assert gap == pytest.approx(PARAMS.t_host_step * PARAMS.sglang_fixed_ratio * PARAMS.time_scale, rel=1e-6)
+    assert gap > 0
+
+
+def test_fp8_attention_speeds_compute_bound_mla_decode_only_where_the_chip_has_fp8():
+    h20 = load_chip("h20")
+    dep = Deployment(tp=1, ep=16, **FP8)
+    fast = dep.with_(fp8_attention=True)
+    params = shipped_calibration().for_chip(h20)
+
+    def attn(d, chip):
+        cost = step_cost(DS, chip, d, StepShapes.decode(48 * 16, 5000.0), params)
+        return float(cost.time[0])
+    # MLA's absorbed decode attention is compute-bound on H20 (148 dense BF16 TFLOP/s for 4 TB/s)
+    assert attn(fast, h20) < 0.85 * attn(dep, h20)
+
+
+def test_engine_fixed_costs_scale_apart_from_its_kernels():
+    """SGLang's fixed-cost ratio moves a batch-1 step much more than a compute-bound one."""
+    dep = Deployment(tp=8, **FP8)
+    lean = PARAMS.with_(sglang_fixed_ratio=PARAMS.sglang_fixed_ratio / 2)
+
+    def t(params, batch, ctx=1000.0):
+        return float(step_cost(DS, H200, dep, StepShapes.decode(batch, ctx), params).time[0])
+    small = 1 - t(lean, 1) / t(PARAMS, 1)
+    big = 1 - t(lean, 2048) / t(PARAMS, 2048)
+    assert small > 0 and big >= 0 and small > 3 * big

@@ -54,6 +54,7 @@ class OpTable:
     overlap: bool = False      # micro-batch overlap: the all-to-all runs under the step's compute
     moe_layers: float = 0.0    # MoE layers per device (each pays routing and permutation kernels)
     eager: bool = False        # kernels launched one by one from the host (no CUDA graphs)
+    host_exposed: bool = False  # the engine's host work per step runs between GPU steps (no overlap scheduler)
 
 
 def _flop_pj(chip: Chip, precision: str) -> float:
@@ -115,8 +116,11 @@ def build_ops(model: ModelSpec, chip: Chip, dep: Deployment, steps: StepShapes) 
     gemm_prec = chip.compute_precision(wider)
     lowp = PRECISION_BYTES[gemm_prec] < 2
     gemm_peak = chip.peak_flops[gemm_prec]
-    attn_peak = chip.peak("bf16")
-    attn_prec = chip.compute_precision("bf16")
+    # attention math is 16-bit unless the engine runs FP8 attention kernels on an FP8 cache
+    attn_prec = chip.compute_precision("fp8" if dep.fp8_attention else "bf16")
+    attn_peak = chip.peak_flops[attn_prec]
+    half_prec = chip.compute_precision("bf16")
+    half_peak = chip.peak_flops[half_prec]
     d = dep.mtp
     dp = dep.attn_dp
     # speculative decoding: every decode sequence runs its token and the d drafts through the model
@@ -182,12 +186,12 @@ def build_ops(model: ModelSpec, chip: Chip, dep: Deployment, steps: StepShapes) 
                      prefill_pair_flops * pairs * n_layers, pbytes, zeros))
 
     elem_bytes = ELEMENTWISE_PASSES * tok_attn * model.hidden * abytes * layers_dev
-    cols.append(("elementwise", ELEMENTWISE, False, attn_peak, zeros, elem_bytes, zeros))
+    cols.append(("elementwise", ELEMENTWISE, False, half_peak, zeros, elem_bytes, zeros))
     lm_w = model.vocab * model.hidden / tp
     lm_rows = emit / dp
     flops = 2.0 * lm_rows * lm_w / dep.pp
     byts = (lm_w * 2.0 + lm_rows * (model.hidden + model.vocab / tp) * abytes) / dep.pp
-    cols.append(("lm_head", GEMM, False, attn_peak, flops, byts, lm_rows))
+    cols.append(("lm_head", GEMM, False, half_peak, flops, byts, lm_rows))
     if d:
         # the MTP module drafts d tokens one after another; each pass is one MoE decoder layer (attention,
         # shared expert, the routed experts its rows hit) plus the 2h x h input projection, and the LM head
@@ -210,7 +214,8 @@ def build_ops(model: ModelSpec, chip: Chip, dep: Deployment, steps: StepShapes) 
         kind=np.array([c[1] for c in cols]),
         lowp=np.array([c[2] for c in cols]),
         peak=np.array([c[3] for c in cols]),
-        pj_per_flop=np.array([_flop_pj(chip, gemm_prec if c[1] == GEMM and c[0] != "lm_head" else attn_prec)
+        pj_per_flop=np.array([_flop_pj(chip, gemm_prec if c[1] == GEMM and c[0] != "lm_head"
+                                       else attn_prec if c[1] in (ATTN_DECODE, ATTN_PREFILL) else half_prec)
                               for c in cols]),
         names=names,
         comm_bytes=tok_attn * model.hidden * abytes,
@@ -227,4 +232,5 @@ def build_ops(model: ModelSpec, chip: Chip, dep: Deployment, steps: StepShapes) 
         overlap=dep.overlap,
         moe_layers=moe_layers,
         eager=not dep.cuda_graphs,
+        host_exposed=not dep.host_overlap,
     )

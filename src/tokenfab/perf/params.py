@@ -33,6 +33,8 @@ class EffParams:
     moe_eff: float = 0.8          # grouped expert GEMMs (routing, permutation, ragged tiles) vs dense GEMMs
     t_step: float = 4.0e-4        # fixed cost per engine step: scheduling, sampling, host sync (s)
     t_layer: float = 1.5e-5       # per-layer kernel launch and tail cost (s)
+    t_host_step: float = 1.0e-3   # host work per step that shows when the overlap scheduler is off (s)
+    a2a_alpha: float = 2.5e-5     # latency of one MoE dispatch or combine (launch, signalling, RDMA round trip, s)
     t_moe_layer: float = 1.0e-6   # extra per MoE layer: routing top-k, token permutation, grouped-GEMM set-up (s)
     moe_m_half: float = 16.0      # rows per expert at which grouped-GEMM shape efficiency halves (swap-AB kernels)
     t_kernel: float = 8.0e-6      # one stand-alone kernel timed from the host (microbenchmarks, s)
@@ -42,6 +44,8 @@ class EffParams:
     vllm_scale: float = 1.0       # time multiplier for vLLM/TGI relative to TensorRT-LLM
     sglang_scale: float = 1.0     # time multiplier for SGLang vs TensorRT-LLM (prior: same kernels, CUDA graphs)
     trtllm_pytorch_scale: float = 1.0  # TensorRT-LLM's PyTorch backend vs its C++ engines (prior: the same)
+    sglang_fixed_ratio: float = 1.0   # SGLang's fixed costs (step, per-layer, collective latency) vs the dense fit's
+    trtllm_pytorch_fixed_ratio: float = 1.0  # the same for TensorRT-LLM's PyTorch backend
     time_scale: float = 1.0       # on every step's time; never fitted: latency bands set it to the held-out error
     comm_alpha: dict[str, float] = field(default_factory=lambda: {
         "nvswitch": 1.2e-5, "nvlink-bridge": 1.2e-5, "infinity-fabric": 1.5e-5, "ici": 1.0e-5,
@@ -60,7 +64,8 @@ FAMILY_PARAMS = ("gemm_eff", "engine_gemm_ratio", "lowp_ratio", "mem_eff", "kv_m
 GLOBAL_PARAMS = ("gemm_m_half", "roof_q", "mem_latency", "t_kernel", "legacy_scale", "legacy_gqa_reread", "vllm_scale",
                  "moe_eff", "elem_scale", "legacy_layer_ratio")
 # Parameters only large-MoE serving constrains: fitted after the rest, on the MoE rows (calibrate.moe_fit).
-MOE_STAGE_PARAMS = ("sglang_scale", "trtllm_pytorch_scale", "t_moe_layer", "moe_m_half")
+MOE_STAGE_PARAMS = ("sglang_scale", "trtllm_pytorch_scale", "sglang_fixed_ratio", "trtllm_pytorch_fixed_ratio",
+                    "t_host_step", "a2a_alpha", "t_moe_layer", "moe_m_half")
 SCALAR_PARAMS = tuple(f.name for f in fields(EffParams)
                       if f.name not in ("comm_alpha", "comm_eff", "time_scale", *MOE_STAGE_PARAMS))
 assert set(FAMILY_PARAMS) | set(GLOBAL_PARAMS) == set(SCALAR_PARAMS)

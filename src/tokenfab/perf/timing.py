@@ -48,6 +48,21 @@ def engine_scale(engine: str, params: EffParams) -> float:
     return params.time_scale
 
 
+def fixed_scale(engine: str, params: EffParams) -> float:
+    """The multiplier on an engine's fixed costs (per step, per layer, per collective call).
+
+    Engines that capture the whole decode step in one CUDA graph with one-shot custom all-reduce (SGLang,
+    TensorRT-LLM's PyTorch backend) pay less per layer than the 2023-24 engines the dense rows measured,
+    while their kernels may run slower or faster: one multiplier for both could not say so. The engines
+    the dense fit measured keep one multiplier for both."""
+    family = engine_family(engine)
+    if family == "sglang":
+        return params.sglang_fixed_ratio * params.time_scale
+    if family == "trtllm-pytorch":
+        return params.trtllm_pytorch_fixed_ratio * params.time_scale
+    return engine_scale(engine, params)
+
+
 def op_times(table: OpTable, chip: Chip, params: EffParams, engine: str = "trtllm") -> tuple[np.ndarray, np.ndarray]:
     """Compute-limited and memory-limited time of every operator, arrays (S, n)."""
     kind = table.kind
@@ -76,6 +91,14 @@ def comm_time(table: OpTable, chip: Chip, params: EffParams) -> np.ndarray:
     return table.comm_calls * allreduce_time(table.comm_bytes, table.comm_group, fabric, bw, params, in_switch)
 
 
+def comm_latency(table: OpTable, chip: Chip, params: EffParams) -> float:
+    """The latency (alpha) part of the step's all-reduces: what they cost with empty messages."""
+    if table.comm_group <= 1 or not table.comm_calls:
+        return 0.0
+    fabric, bw, in_switch = System(chip, table.comm_group).fabric_for(table.comm_group)
+    return table.comm_calls * float(allreduce_time(0.0, table.comm_group, fabric, bw, params, in_switch))
+
+
 def a2a_time(table: OpTable, chip: Chip, params: EffParams) -> np.ndarray:
     """Time of the step's MoE dispatch and combine all-to-alls: the scale-up links and the scale-out NIC
     carry their shares at once, so the slower of the two sets each call's time."""
@@ -85,8 +108,7 @@ def a2a_time(table: OpTable, chip: Chip, params: EffParams) -> np.ndarray:
     out_bw = chip.scaleout_bw or DEFAULT_NIC_BW
     intra = table.a2a_intra / (up_bw * params.comm_eff[up_kind])
     inter = table.a2a_inter / (out_bw * params.comm_eff["roce"])
-    alpha = params.comm_alpha[up_kind] if not table.a2a_inter.any() else params.comm_alpha["roce"]
-    return table.a2a_calls * (alpha + np.maximum(intra, inter))
+    return table.a2a_calls * (params.a2a_alpha + np.maximum(intra, inter))
 
 
 def time_ops(table: OpTable, chip: Chip, params: EffParams, engine: str = "trtllm") -> StepCost:
@@ -104,10 +126,14 @@ def time_ops(table: OpTable, chip: Chip, params: EffParams, engine: str = "trtll
     # per-layer cost measured on the former
     eager = table.eager or engine_family(engine) == "trtllm-legacy"
     layer = params.t_layer * (params.legacy_layer_ratio if eager else 1.0)
-    overhead = np.full_like(compute, params.t_step + layer * table.layers_per_device
+    host = params.t_host_step if table.host_exposed else 0.0
+    overhead = np.full_like(compute, params.t_step + host + layer * table.layers_per_device
                             + params.t_moe_layer * table.moe_layers)
     scale = engine_scale(engine, params)
-    stage = (compute + memory + comm + overhead) * scale
+    # the engine's kernels scale with its multiplier; its fixed costs (and the collectives' latency) with its own
+    latency = min(comm_latency(table, chip, params), float(comm.min()))
+    fixed = (overhead + latency) * fixed_scale(engine, params)
+    stage = (compute + memory + comm - latency) * scale + fixed
     chips = table.comm_group * table.pp
     # the chip draws its busy power while kernels run; a step over the power limit runs at a lower clock
     power = device_energy(table, chip, stage, (compute + memory) * scale)
@@ -116,7 +142,7 @@ def time_ops(table: OpTable, chip: Chip, params: EffParams, engine: str = "trtll
     # every chip of the replica spends one stage's energy on the step in each of the pp stages
     energy = power.joules * table.pp * chips
     return StepCost(time=stage * table.pp, compute=compute * scale * slow, memory=memory * scale * slow,
-                    communication=comm * scale * slow, overhead=overhead * scale * slow, energy=energy,
+                    communication=(comm - latency) * scale * slow, overhead=fixed * slow, energy=energy,
                     stage_time=stage)
 
 
