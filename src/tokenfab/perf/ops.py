@@ -25,6 +25,12 @@ KIND_NAMES = ("gemm", "attn_decode", "attn_prefill", "elementwise")
 # functions, in units of hidden-size elements (about six read/write passes over the residual stream
 # plus the MLP activation); these kernels are pure streaming.
 ELEMENTWISE_PASSES = 6.0
+# Share of a GPU's compute units that normal-mode dispatch/combine kernels hold while they run under the other
+# micro-batch's compute: 20 of an H800's 132 SMs (DeepSeek-V3 technical report, section 3.2.2,
+# https://arxiv.org/abs/2412.19437). Low-latency (decode) kernels overlap through a receive hook and hold none
+# (https://github.com/deepseek-ai/DeepEP, "hook-based communication-computation overlapping ... without
+# occupying any SM resource").
+COMM_SM_SHARE = 20.0 / 132.0
 # Activations between kernels (residual stream, all-reduce payloads) stay 16-bit even in FP8 engines.
 ACTIVATION_BYTES = 2.0
 
@@ -51,6 +57,7 @@ class OpTable:
     a2a_intra: np.ndarray | None = None  # (S,) bytes one device sends inside its scale-up domain per all-to-all
     a2a_inter: np.ndarray | None = None  # (S,) bytes it sends across domains (scale-out NIC) per all-to-all
     a2a_calls: float = 0.0     # all-to-alls per step (dispatch + combine per MoE layer)
+    a2a_sm_share: np.ndarray | None = None  # (S,) compute share the all-to-all kernels hold while overlapped
     overlap: bool = False      # micro-batch overlap: the all-to-all runs under the step's compute
     moe_layers: float = 0.0    # MoE layers per device (each pays routing and permutation kernels)
     eager: bool = False        # kernels launched one by one from the host (no CUDA graphs)
@@ -204,8 +211,9 @@ def build_ops(model: ModelSpec, chip: Chip, dep: Deployment, steps: StepShapes) 
         byts = (draft_w * wbytes + draft_rows * 2 * model.hidden * abytes) * d / dep.pp
         cols.append(("mtp_draft", GEMM, lowp, gemm_peak, flops, byts, draft_rows))
 
+    decode_only = steps.prefill_tokens <= 0
     a2a = (a2a_bytes(model, chip, dep, tokens, min(PRECISION_BYTES[dep.act_precision], abytes),
-                     decode_only=steps.prefill_tokens <= 0) if dep.all_to_all else (zeros, zeros))
+                     decode_only=decode_only) if dep.all_to_all else (zeros, zeros))
     names = tuple(c[0] for c in cols)
     return OpTable(
         flops=np.stack([c[4] for c in cols], axis=1),
@@ -228,6 +236,7 @@ def build_ops(model: ModelSpec, chip: Chip, dep: Deployment, steps: StepShapes) 
         gqa_group=1.0 if model.is_mla else model.heads / model.kv_heads,
         a2a_intra=a2a[0],
         a2a_inter=a2a[1],
+        a2a_sm_share=np.where(decode_only, 0.0, COMM_SM_SHARE),
         a2a_calls=2.0 * moe_layers if dep.all_to_all else 0.0,
         overlap=dep.overlap,
         moe_layers=moe_layers,

@@ -119,8 +119,12 @@ def time_ops(table: OpTable, chip: Chip, params: EffParams, engine: str = "trtll
     compute = np.where(compute_bound, t_ops, 0.0).sum(axis=1)
     memory = np.where(compute_bound, 0.0, t_ops).sum(axis=1)
     a2a = a2a_time(table, chip, params)
-    if table.overlap:   # micro-batch overlap: only the all-to-all that outlasts the other micro-batch's work shows
-        a2a = np.maximum(a2a - (compute + memory), 0.0)
+    if table.overlap:
+        # micro-batch overlap: the other micro-batch's kernels run under the all-to-all on the compute units its
+        # kernels leave free, so the step lasts max(a2a, work + a2a x share); beyond the work, that much shows
+        work = compute + memory
+        share = table.a2a_sm_share if table.a2a_sm_share is not None else 0.0
+        a2a = np.maximum(a2a, work + a2a * share) - work
     comm = comm_time(table, chip, params) + a2a
     # engines that launch every kernel from the host (TensorRT-LLM 0.5/0.6, vLLM --enforce-eager) pay the
     # per-layer cost measured on the former
