@@ -152,3 +152,19 @@ def test_engine_fixed_costs_scale_apart_from_its_kernels():
     small = 1 - t(lean, 1) / t(PARAMS, 1)
     big = 1 - t(lean, 2048) / t(PARAMS, 2048)
     assert small > 0 and big >= 0 and small > 3 * big
+
+
+def test_sglang_all_reduce_latency_is_its_measured_one_shot_kernel():
+    """With every multiplier at 1, SGLang's TP8 batch-1 step differs from TensorRT-LLM's by exactly the
+    all-reduce latency: the dense fit's per call, against 6.5 us for SGLang's one-shot kernel."""
+    from tokenfab.perf.timing import SGLANG_ONE_SHOT_AR_S, comm_latency
+    gpt = load_model("gpt-oss-120b")
+    h100 = load_chip("h100-sxm")
+    params = shipped_calibration().for_chip(h100).with_(sglang_scale=1.0, sglang_fixed_ratio=1.0)
+    shapes = StepShapes.decode(1, 1000.0)
+    sgl, trt = (Deployment(tp=8, weight_precision="fp4", act_precision="bf16", kv_precision="bf16", engine=e)
+                for e in ("sglang-0.5.1", "trtllm"))
+    table = build_ops(gpt, h100, trt, shapes)
+    gap = float(step_cost(gpt, h100, trt, shapes, params).time[0] - step_cost(gpt, h100, sgl, shapes, params).time[0])
+    expected = comm_latency(table, h100, params) - table.comm_calls * SGLANG_ONE_SHOT_AR_S[1]
+    assert gap == pytest.approx(expected, rel=1e-6) and gap > 0

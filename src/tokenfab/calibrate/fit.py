@@ -33,7 +33,7 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "t_layer": (1e-7, 1e-4), "t_kernel": (1e-6, 5e-5), "legacy_scale": (0.5, 3.0), "vllm_scale": (0.5, 3.0),
     "sglang_scale": (0.5, 3.0), "trtllm_pytorch_scale": (0.5, 3.0), "t_moe_layer": (1e-7, 2e-4),
     "t_host_step": (1e-5, 3e-2), "a2a_alpha": (2e-6, 3e-4),
-    "sglang_fixed_ratio": (0.1, 3.0), "trtllm_pytorch_fixed_ratio": (0.1, 3.0),
+    "sglang_fixed_ratio": (0.1, 1.0), "trtllm_pytorch_fixed_ratio": (0.1, 3.0),
     "moe_m_half": (1.0, 256.0),
     "moe_eff": (0.2, 1.0), "elem_scale": (0.5, 10.0), "legacy_gqa_reread": (0.01, 1.0),
     "legacy_layer_ratio": (1.0, 10.0),
