@@ -113,3 +113,18 @@ def test_capacity_query_without_slo_is_refused_in_a_file(tmp_path):
     assert r.exit_code == 0
     line = json.loads(r.stdout)
     assert "field 'slo' is required" in line["error"]
+
+
+def test_the_answer_is_the_same_with_the_confirmation_run_in_this_process(monkeypatch):
+    """The full run at the rate just under saturation goes on in a forked child; run in the parent instead
+    (where fork is unavailable) it must give the same answer."""
+    from tokenfab import capacity_query, forked
+    slo = {"ttft_ms_p99": 2000.0, "tpot_ms_p99": 60.0}
+    capacity_query._ANSWERS.clear()
+    forked_answer = capacity(**slo)
+
+    def no_fork(_method: str):
+        raise ValueError("cannot find context for 'fork'")
+    monkeypatch.setattr(forked.multiprocessing, "get_context", no_fork)
+    capacity_query._ANSWERS.clear()
+    assert capacity(**slo) == forked_answer

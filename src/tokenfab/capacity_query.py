@@ -8,10 +8,11 @@ Every probe replays one seeded request sample, its arrival times rescaled to the
 numbers: for one sample the pass/fail boundary is monotone in the rate and no probe is noisier than another),
 each run as long as the benchmark's (MLPerf: 600 s of arrivals at the probe's rate). An overloaded run above
 the offline throughput measures the saturation rate (`highest_rate`); most MLPerf systems pass just under it,
-so the search looks just above it first, with runs that stop once a limit is broken beyond its percentile, and
-confirms the answer with one full run. Where a latency limit binds lower, a bisection follows, each probe first
-running a fifth of its length: latencies only grow with time near capacity, so a short run that already breaks
-a limit by a wide margin fails at full length too.
+so the search looks one tolerance step above it first, with a run that stops once a limit is broken beyond its
+percentile, while the full run at the rate just under it goes on in a second process (`forked.Background`).
+Where a latency limit binds lower, a bisection follows, each probe first running a fifth of its length:
+latencies only grow with time near capacity, so a short run that already breaks a limit by a wide margin fails
+at full length too.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from collections.abc import Callable
 import numpy as np
 
 from tokenfab.deployment import Deployment
+from tokenfab.forked import Background
 from tokenfab.hardware import Chip
 from tokenfab.model import ModelSpec
 from tokenfab.perf.ops import build_ops
@@ -129,23 +131,27 @@ def highest_rate(probe: Probe, params: EffParams, ceiling: float) -> tuple[float
     arrive is the saturation rate mu, the most the system sustains. Above mu the queue grows for the whole
     run (1% over mu queues 6 s of arrivals by the end of a 600 s run), so a TTFT or end-to-end limit fails
     there and the answer lies near or below mu; without such a limit it is mu by definition. Most servers pass
-    at `NEAR_SATURATION` x mu, so the search first looks above it (an overloaded engine thrashes - preemption,
-    prefill-heavy steps - so a stable load can sit a little above mu), where failing runs stop early, and runs
-    the full-length confirmation once, at the answer. If the rate near saturation fails, a latency limit binds
-    lower and a bisection from there finds it."""
+    at `NEAR_SATURATION` x mu, so the search first looks just above it (an overloaded engine thrashes -
+    preemption, prefill-heavy steps - so a stable load can sit a little above mu): one tolerance step up and,
+    only if that passes, further up, while the full-length run at `first` goes on in a second process. If the
+    rate near saturation fails, a latency limit binds lower and a bisection from there finds it."""
     n_over = max(int(server_run_requests(probe.q, ceiling, probe.osl) * SCREEN_SHARE), MIN_SCREEN_REQUESTS)
     over = probe.run(ceiling * OVERLOAD, n_over, params, mark=0.5)   # its later half: the batch has filled
     assert over is not None
     mu = float(over.metrics["late_output_tokens_per_s"]) / float(probe.outputs[:n_over].mean())
     first = mu * NEAR_SATURATION
-    # above `first`: judged full runs, no screens (near saturation a short run cannot tell)
-    lo, best, calls = log_bisect(lambda r: probe(r, params, screen=False), first,
-                                 max(mu, ceiling) * ABOVE_SATURATION, REL_TOL, max_calls=MAX_PROBES - 1)
-    probes = 1 + calls
-    if best is not None:
-        return lo, best, probes
-    ok, res = probe(first, params, screen=False)
-    probes += 1
+    # the full-length run at `first` (the answer when nothing above passes) runs in a second process while this
+    # one looks above it, nearest first: judged full runs, no screens (near saturation a short run cannot tell)
+    confirm = Background(lambda: probe(first, params, screen=False))
+    above = first * (1.0 + REL_TOL)
+    ok, res = probe(above, params, screen=False)
+    probes = 2
+    if ok:
+        confirm.cancel()
+        lo, best, calls = log_bisect(lambda r: probe(r, params, screen=False), above,
+                                     max(mu, ceiling, above) * ABOVE_SATURATION, REL_TOL, res, MAX_PROBES - 2)
+        return lo, best, probes + calls
+    ok, res = confirm.result()
     if ok:
         return first, res, probes
     hi, lo = first, first * FIRST_LOW

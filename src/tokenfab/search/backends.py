@@ -11,6 +11,8 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
+from tokenfab.forked import die_with_parent
+
 BACKENDS = ("local", "ray")
 
 
@@ -29,29 +31,13 @@ class LocalBackend:
         if self.jobs == 1 or len(tasks) <= 1:
             return map(fn, tasks)
         if self._pool is None:
-            self._pool = ProcessPoolExecutor(self.jobs, initializer=_die_with_parent, initargs=(os.getpid(),))
+            self._pool = ProcessPoolExecutor(self.jobs, initializer=die_with_parent, initargs=(os.getpid(),))
         return self._pool.map(fn, tasks)
 
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(cancel_futures=True)
             self._pool = None
-
-
-def _die_with_parent(parent: int) -> None:
-    """Worker start-up: on Linux ask the kernel for SIGTERM when the parent dies (a killed `design --jobs 2`
-    must not leave its workers running); everywhere, a worker whose parent is already gone exits."""
-    if os.getppid() != parent:
-        os._exit(0)
-    try:
-        import ctypes
-        import signal
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, int(signal.SIGTERM))   # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-    if os.getppid() != parent:   # the parent died between fork and prctl
-        os._exit(0)
 
 
 RAY_CONNECT_TIMEOUT_S = 10.0

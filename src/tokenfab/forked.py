@@ -1,0 +1,88 @@
+"""One call run in a forked child process while the parent goes on, and the start-up every tokenfab child runs.
+
+Why: a capacity query's two longest simulations (the full-length confirmation at the rate just under
+saturation, and the probe just above it) do not depend on each other; on a two-core machine running them at
+once halves the query's time without changing its answer. Fork shares the parent's state (the request sample,
+the step-time tables) without pickling it; only the result comes back through a pipe.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+
+
+def die_with_parent(parent: int) -> None:
+    """Child start-up: on Linux ask the kernel for SIGTERM when the parent dies (a killed parent must not leave
+    its children running); everywhere, a child whose parent is already gone exits."""
+    if os.getppid() != parent:
+        os._exit(0)
+    try:
+        import ctypes
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, int(signal.SIGTERM))   # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:   # the parent died between fork and prctl
+        os._exit(0)
+
+
+class Background(Generic[T]):
+    """`fn()` computed in a forked child (or, where fork is unavailable or not allowed, on `result()`)."""
+
+    def __init__(self, fn: Callable[[], T]) -> None:
+        self._fn: Callable[[], T] | None = fn
+        self._proc: Any = None
+        try:
+            ctx = multiprocessing.get_context("fork")
+            self._recv, send = ctx.Pipe(duplex=False)
+            self._proc = ctx.Process(target=_child, args=(fn, send, os.getpid()))
+            self._proc.start()
+            send.close()
+        except (ValueError, AssertionError, OSError):   # no fork here, or a daemonic parent may not have children
+            self._proc = None
+
+    def result(self) -> T:
+        """The call's value (its exception re-raised); waits for the child."""
+        if self._proc is None:
+            assert self._fn is not None
+            return self._fn()
+        try:
+            ok, value = self._recv.recv()
+        except EOFError:
+            raise RuntimeError("a forked simulation ended without an answer (killed?)") from None
+        finally:
+            self._proc.join()
+            self._recv.close()
+        if not ok:
+            raise value
+        return value
+
+    def cancel(self) -> None:
+        """Stop the child: its answer is not needed."""
+        if self._proc is not None:
+            self._proc.terminate()
+            self._proc.join()
+            self._recv.close()
+            self._proc = None
+        self._fn = None
+
+
+def _child(fn: Callable[[], Any], send: Any, parent: int) -> None:
+    signal.setitimer(signal.ITIMER_REAL, 0.0)   # the parent's time budget stays the parent's
+    die_with_parent(parent)
+    try:
+        send.send((True, fn()))
+    except BaseException as err:  # noqa: BLE001 - every failure goes back to the parent, which re-raises it
+        send.send((False, err))
+    finally:
+        send.close()
+        os._exit(0)
+
+
+__all__ = ["Background", "die_with_parent"]

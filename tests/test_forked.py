@@ -1,0 +1,41 @@
+"""A call in a forked child: the same value as in the parent, its errors re-raised, stoppable."""
+
+import multiprocessing
+import os
+import time
+
+import pytest
+
+from tokenfab import forked
+from tokenfab.forked import Background
+
+
+def _pid_and_square(x: int) -> tuple[int, int]:
+    return os.getpid(), x * x
+
+
+def test_the_child_computes_what_the_parent_would():
+    pid, value = Background(lambda: _pid_and_square(7)).result()
+    assert value == 49 and pid != os.getpid()
+
+
+def test_an_error_in_the_child_is_raised_in_the_parent():
+    def boom() -> None:
+        raise ValueError("field 'slo': nothing passes")
+    with pytest.raises(ValueError, match="nothing passes"):
+        Background(boom).result()
+
+
+def test_cancel_stops_the_child():
+    job = Background(lambda: time.sleep(60))
+    start = time.perf_counter()
+    job.cancel()
+    assert time.perf_counter() - start < 5.0
+
+
+def test_without_fork_the_call_runs_in_the_parent(monkeypatch):
+    def no_fork(_method: str):
+        raise ValueError("cannot find context for 'fork'")
+    monkeypatch.setattr(forked.multiprocessing, "get_context", no_fork)
+    pid, value = Background(lambda: _pid_and_square(3)).result()
+    assert value == 9 and pid == os.getpid()
