@@ -1,6 +1,5 @@
 """A call in a forked child: the same value as in the parent, its errors re-raised, stoppable."""
 
-import multiprocessing
 import os
 import time
 

@@ -1055,11 +1055,13 @@ def _print_simulation(m: dict[str, Any], model: str, chip: str, pools: Any) -> N
         summary.add_row(*row)
     out.print(summary)
     if m["classes"]:
-        classes = Table("class", "requests", "TTFT p50 ms", "TPOT p50 ms", "SLO", "in SLO", "attained")
+        classes = Table("class", "requests", "TTFT p50 ms", "TPOT p50 ms", "SLO", "in SLO", "attained",
+                        "J per output token")
         for name, c in m["classes"].items():
             slo = " ".join(f"{k.split('_')[0].upper()}<={v:g}ms" for k, v in c.items() if k.endswith("_slo_ms"))
             classes.add_row(name, f"{c['requests']:,}", f"{c['ttft_ms']['p50']:,.1f}", f"{c['tpot_ms']['p50']:,.1f}",
-                            slo or "-", f"{c['slo_met_share']:.1%}", "yes" if c["slo_attained"] else "no")
+                            slo or "-", f"{c['slo_met_share']:.1%}", "yes" if c["slo_attained"] else "no",
+                            f"{c['joules_per_output_token']:.3f}")
         out.print(classes)
 
 # the design search's commands (defined with the search, registered here)

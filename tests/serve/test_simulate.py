@@ -196,3 +196,21 @@ def test_idle_chips_draw_idle_power_between_steps():
     assert "tpot_ms_mean" not in out["predicted"]            # one output token: answered without TPOT
     idle = resolve_chip("h100-sxm").energy.static_w
     assert idle <= out["predicted"]["avg_power_w"] < 2 * idle
+
+
+def test_class_energy_adds_up_and_follows_the_tokens_each_class_puts_through():
+    """Two classes on one replica: long prompts with short answers, short prompts with long answers. Their
+    energies sum to the run's, and the class with more tokens through the model carries more of it."""
+    dep = Deployment(engine="vllm")
+    rng = np.random.default_rng(3)
+    n = 300
+    docs = rng.random(n) < 0.5
+    table = replace(poisson(n, 8.0, isl=np.where(docs, 2048, 256), osl=np.where(docs, 32, 256)),
+                    class_id=docs.astype(np.int64))
+    classes = [ClassInfo("chat"), ClassInfo("docs")]
+    m = simulate(MODEL, CHIP, dep, [table], classes, None).metrics
+    c = m["classes"]
+    assert c["chat"]["energy_j"] + c["docs"]["energy_j"] == pytest.approx(m["energy_j"], rel=1e-9)
+    assert c["docs"]["energy_j"] > c["chat"]["energy_j"]        # 2,080 tokens a request against 512
+    # per output token the prompt-heavy class is the dearer by far
+    assert c["docs"]["joules_per_output_token"] > 3 * c["chat"]["joules_per_output_token"]

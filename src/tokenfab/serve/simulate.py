@@ -296,13 +296,20 @@ def _summarise(rec: _Recorder, steps: _StepLog, cluster: Cluster, cfg: EngineCon
             m[f"{name}_ms_{stat}"] = value
     m["itl_ms_mean"] = m["tpot_ms_mean"]
     per_class = {}
-    for info, cm in zip(classes, rec.metrics, strict=True):
+    # a step's energy is shared by the tokens it puts through the model (prompt tokens not served from the prefix
+    # cache, and generated ones), so each class carries the run's energy in proportion to its tokens
+    worked = [max(cm.input_tokens - cm.cached_tokens, 0) + cm.output_tokens for cm in rec.metrics]
+    all_worked = max(sum(worked), 1)
+    for info, cm, tokens in zip(classes, rec.metrics, worked, strict=True):
         if not cm.requests:
             continue
         p = info.percentile
+        class_j = energy * tokens / all_worked
         entry = {"requests": cm.requests, "ttft_ms": cm.ttft.summary(), "tpot_ms": cm.tpot.summary(),
                  "goodput_tokens_per_s": cm.good_tokens / span,
-                 "slo_met_share": cm.good_requests / cm.requests}
+                 "slo_met_share": cm.good_requests / cm.requests,
+                 "energy_j": class_j, "joules_per_output_token": class_j / max(cm.output_tokens, 1),
+                 "energy_share": tokens / all_worked}
         if info.ttft_slo is not None:
             entry[f"ttft_p{p:g}_ms"] = cm.ttft.percentile(p) * 1e3
             entry["ttft_slo_ms"] = info.ttft_slo * 1e3
