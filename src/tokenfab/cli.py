@@ -865,6 +865,8 @@ def fleet(
             ft.add_row(opt.name, *[f"{base.in_service[o, t]:,.0f}" for t in months])
     ft.add_row("$/Mtok", *[f"{base.usd_per_mtok[t]:.3f}" for t in months])
     ft.add_row("custom share", *[f"{base.custom_share[t]:.0%}" for t in months])
+    mw = base.provisioned_mw()
+    ft.add_row("MW provisioned", *[f"{mw[t]:,.2f}" for t in months])
     out.print(ft)
     bp = result.bargaining
     if bp is not None:

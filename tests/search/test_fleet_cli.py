@@ -57,6 +57,11 @@ def test_tiny_plan_end_to_end(tmp_path: Path) -> None:
     summaries = {p["scenario"]: p for p in pts if p["kind"] == "summary"}
     assert summaries["cheap"]["total_cost_usd"] < summaries["base"]["total_cost_usd"]
     assert summaries["busy"]["total_cost_usd"] > summaries["base"]["total_cost_usd"]
+    months = [p for p in pts if p["kind"] == "month" and p["scenario"] == "base"]
+    # power by month: the owned fleet's provisioned MW, never above the datacenter's capacity
+    assert all(0.0 <= m["provisioned_mw"] <= m["capacity_mw"] * (1 + 1e-9) for m in months)
+    assert max(m["provisioned_mw"] for m in months) == pytest.approx(summaries["base"]["peak_mw"])
+    assert "MW provisioned" in res.output
     page = html.read_text()
     HTMLParser().feed(page)
     assert page.count("<svg") >= 2 and "$ per million tokens" in page and "<script" not in page

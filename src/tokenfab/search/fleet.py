@@ -109,6 +109,7 @@ def summary(r: ScenarioResult) -> dict[str, Any]:
         "custom_share_last": float(s.custom_share[-1]),
         "custom_built": built,
         "chips_bought": int(s.delivered.sum()),
+        "peak_mw": float(s.provisioned_mw().max()),
         "peak_rented": int(round(max((s.in_service[i].max() for i, o in enumerate(inst.options) if o.kind == "rent"),
                                      default=0.0))),
         "binding": s.binding,
@@ -139,11 +140,13 @@ def rows(result: FleetResult) -> list[dict[str, Any]]:
         if s is None:
             continue
         inst = s.instance
+        mw = s.provisioned_mw()
         for t in range(inst.months):
             month = inst.label(t)
             out.append({"key": f"month/{r.name}/{t:03d}", "kind": "month", "scenario": r.name, "month": month,
                         "usd_per_mtok": _finite(float(s.usd_per_mtok[t])), "cost_usd": float(s.monthly_cost[t]),
                         "custom_share": float(s.custom_share[t]),
+                        "provisioned_mw": float(mw[t]), "capacity_mw": float(inst.power_cap_w[t] / 1e6),
                         "tokens": float(inst.tokens_per_month[:, t].sum())})
             for o, opt in enumerate(inst.options):
                 if s.in_service[o, t] <= 0 and s.delivered[o, t] <= 0:

@@ -114,6 +114,12 @@ class Solution:
         """(O, T) chips in service per option (owned) or rented."""
         return self.in_service
 
+    def provisioned_mw(self) -> np.ndarray:
+        """(T,) datacenter power the owned chips in service hold (accelerator and host share, provisioned at
+        their power limit: the quantity the datacenter's capacity bounds); rented capacity draws none of it."""
+        watts = np.array([opt.power_w if opt.owned else 0.0 for opt in self.instance.options])
+        return watts @ self.in_service / 1e6
+
 
 class _Layout:
     """Variable indices of the programme."""
