@@ -38,3 +38,12 @@ def test_without_fork_the_call_runs_in_the_parent(monkeypatch):
     monkeypatch.setattr(forked.multiprocessing, "get_context", no_fork)
     pid, value = Background(lambda: _pid_and_square(3)).result()
     assert value == 9 and pid == os.getpid()
+
+
+def test_a_block_left_by_an_error_stops_its_child():
+    """A caller interrupted before it collects the answer (a time budget) must not leave a child behind, blocked
+    on handing over a result larger than the pipe holds."""
+    with pytest.raises(KeyError), Background(lambda: b"x" * 10_000_000) as job:
+        proc = job._proc
+        raise KeyError("interrupted")
+    assert proc is None or not proc.is_alive()

@@ -172,6 +172,8 @@ def test_a_query_past_its_time_budget_is_its_own_error(tmp_path):
     assert time.perf_counter() - started < 30
     lines = [json.loads(x) for x in r.stdout.splitlines()]
     assert "time budget" in lines[0]["error"] and "predicted" in lines[1]
+    import multiprocessing
+    assert not multiprocessing.active_children()   # no forked simulation left running behind the error
 
 
 def test_layer_lengths_must_be_possible():

@@ -142,16 +142,16 @@ def highest_rate(probe: Probe, params: EffParams, ceiling: float) -> tuple[float
     first = mu * NEAR_SATURATION
     # the full-length run at `first` (the answer when nothing above passes) runs in a second process while this
     # one looks above it, nearest first: judged full runs, no screens (near saturation a short run cannot tell)
-    confirm = Background(lambda: probe(first, params, screen=False))
     above = first * (1.0 + REL_TOL)
-    ok, res = probe(above, params, screen=False)
-    probes = 2
-    if ok:
-        confirm.cancel()
-        lo, best, calls = log_bisect(lambda r: probe(r, params, screen=False), above,
-                                     max(mu, ceiling, above) * ABOVE_SATURATION, REL_TOL, res, MAX_PROBES - 2)
-        return lo, best, probes + calls
-    ok, res = confirm.result()
+    with Background(lambda: probe(first, params, screen=False)) as confirm:
+        ok, res = probe(above, params, screen=False)
+        probes = 2
+        if ok:
+            confirm.cancel()
+            lo, best, calls = log_bisect(lambda r: probe(r, params, screen=False), above,
+                                         max(mu, ceiling, above) * ABOVE_SATURATION, REL_TOL, res, MAX_PROBES - 2)
+            return lo, best, probes + calls
+        ok, res = confirm.result()
     if ok:
         return first, res, probes
     hi, lo = first, first * FIRST_LOW

@@ -41,7 +41,8 @@ class Background(Generic[T]):
         try:
             ctx = multiprocessing.get_context("fork")
             self._recv, send = ctx.Pipe(duplex=False)
-            self._proc = ctx.Process(target=_child, args=(fn, send, os.getpid()))
+            # daemonic: a child whose answer nobody collects is stopped at exit, not waited for
+            self._proc = ctx.Process(target=_child, args=(fn, send, os.getpid()), daemon=True)
             self._proc.start()
             send.close()
         except (ValueError, AssertionError, OSError):   # no fork here, or a daemonic parent may not have children
@@ -55,10 +56,14 @@ class Background(Generic[T]):
         try:
             ok, value = self._recv.recv()
         except EOFError:
+            self.cancel()
             raise RuntimeError("a forked simulation ended without an answer (killed?)") from None
-        finally:
-            self._proc.join()
-            self._recv.close()
+        except BaseException:   # interrupted (a time budget): the child would wait for ever to hand its answer over
+            self.cancel()
+            raise
+        self._proc.join()
+        self._recv.close()
+        self._proc = None
         if not ok:
             raise value
         return value
@@ -71,6 +76,13 @@ class Background(Generic[T]):
             self._recv.close()
             self._proc = None
         self._fn = None
+
+    def __enter__(self) -> Background[T]:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        """Leaving the block stops a child whose answer was not collected (an error, a time budget)."""
+        self.cancel()
 
 
 def _child(fn: Callable[[], Any], send: Any, parent: int) -> None:
