@@ -38,6 +38,7 @@ class Background(Generic[T]):
     def __init__(self, fn: Callable[[], T]) -> None:
         self._fn: Callable[[], T] | None = fn
         self._proc: Any = None
+        held = _hold_alarm()   # a budget's alarm must not land between the child's start and its owner's hold on it
         try:
             ctx = multiprocessing.get_context("fork")
             self._recv, send = ctx.Pipe(duplex=False)
@@ -47,6 +48,9 @@ class Background(Generic[T]):
             send.close()
         except (ValueError, AssertionError, OSError):   # no fork here, or a daemonic parent may not have children
             self._proc = None
+        finally:
+            if held is not None:
+                signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
     def result(self) -> T:
         """The call's value (its exception re-raised); waits for the child."""
@@ -69,12 +73,18 @@ class Background(Generic[T]):
         return value
 
     def cancel(self) -> None:
-        """Stop the child: its answer is not needed."""
+        """Stop the child: its answer is not needed. A time budget's alarm (`predict --budget-s` rings every
+        0.2 s) is held back until the child is gone, so it cannot cut the clean-up short."""
         if self._proc is not None:
-            self._proc.terminate()
-            self._proc.join()
-            self._recv.close()
-            self._proc = None
+            held = _hold_alarm()
+            try:
+                self._proc.terminate()
+                self._proc.join()
+                self._recv.close()
+                self._proc = None
+            finally:
+                if held is not None:
+                    signal.pthread_sigmask(signal.SIG_SETMASK, held)
         self._fn = None
 
     def __enter__(self) -> Background[T]:
@@ -83,6 +93,13 @@ class Background(Generic[T]):
     def __exit__(self, *_exc: object) -> None:
         """Leaving the block stops a child whose answer was not collected (an error, a time budget)."""
         self.cancel()
+
+
+def _hold_alarm() -> Any:
+    """Block SIGALRM in this thread; returns the previous mask (None where signal masks do not exist)."""
+    if not hasattr(signal, "pthread_sigmask"):
+        return None
+    return signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
 
 
 def _child(fn: Callable[[], Any], send: Any, parent: int) -> None:
