@@ -42,9 +42,9 @@ class EffParams:
     legacy_gqa_reread: float = 0.3  # those engines' decode attention re-reads KV per query head of a GQA group
     legacy_layer_ratio: float = 1.0  # those engines' per-layer fixed cost vs today's (unfused kernels, no CUDA graphs)
     vllm_scale: float = 1.0       # time multiplier for vLLM/TGI relative to TensorRT-LLM
-    sglang_scale: float = 1.0     # time multiplier for SGLang vs TensorRT-LLM (prior: same kernels, CUDA graphs)
-    trtllm_pytorch_scale: float = 1.0  # TensorRT-LLM's PyTorch backend vs its C++ engines (prior: the same)
-    sglang_fixed_ratio: float = 1.0   # SGLang's fixed costs (step, per-layer, collective latency) vs the dense fit's
+    sglang_scale: float = 1.0     # SGLang's kernel time vs TensorRT-LLM's (prior: the same kernels)
+    trtllm_pytorch_scale: float = 1.0  # TensorRT-LLM PyTorch backend's kernel time vs its C++ engines' (prior: same)
+    sglang_fixed_ratio: float = 1.0   # SGLang's per-step and per-layer fixed costs vs the dense fit's (<= 1)
     trtllm_pytorch_fixed_ratio: float = 1.0  # the same for TensorRT-LLM's PyTorch backend
     time_scale: float = 1.0       # on every step's time; never fitted: latency bands set it to the held-out error
     comm_alpha: dict[str, float] = field(default_factory=lambda: {

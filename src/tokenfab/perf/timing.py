@@ -56,10 +56,10 @@ def engine_scale(engine: str, params: EffParams) -> float:
 def fixed_scale(engine: str, params: EffParams) -> float:
     """The multiplier on an engine's fixed costs (per step, per layer, per collective call).
 
-    Engines that capture the whole decode step in one CUDA graph with one-shot custom all-reduce (SGLang,
-    TensorRT-LLM's PyTorch backend) pay less per layer than the 2023-24 engines the dense rows measured,
-    while their kernels may run slower or faster: one multiplier for both could not say so. The engines
-    the dense fit measured keep one multiplier for both."""
+    The engines only the MoE rows measured (SGLang, TensorRT-LLM's PyTorch backend) pay their own fixed costs
+    per step and per layer (SGLang, one CUDA graph a step, at most the dense fit's), apart from how fast their
+    kernels run: one multiplier for both had to choose between SGLang's batch-1 decode and its compute-bound
+    wide-EP prefill. The engines the dense fit measured keep one multiplier for both."""
     family = engine_family(engine)
     if family == "sglang":
         return params.sglang_fixed_ratio * params.time_scale
