@@ -47,3 +47,10 @@ def test_a_block_left_by_an_error_stops_its_child():
         proc = job._proc
         raise KeyError("interrupted")
     assert proc is None or not proc.is_alive()
+
+
+def test_stop_all_stops_every_child_still_running():
+    import multiprocessing as mp
+    jobs = [Background(lambda: time.sleep(60)) for _ in range(2)]
+    forked.stop_all()
+    assert not mp.active_children() and all(job._proc is None for job in jobs)

@@ -11,10 +11,12 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import weakref
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
+_LIVE: weakref.WeakSet[Background[Any]] = weakref.WeakSet()   # children started and not yet collected or stopped
 
 
 def die_with_parent(parent: int) -> None:
@@ -40,17 +42,24 @@ class Background(Generic[T]):
         self._proc: Any = None
         held = _hold_alarm()   # a budget's alarm must not land between the child's start and its owner's hold on it
         try:
-            ctx = multiprocessing.get_context("fork")
-            self._recv, send = ctx.Pipe(duplex=False)
-            # daemonic: a child whose answer nobody collects is stopped at exit, not waited for
-            self._proc = ctx.Process(target=_child, args=(fn, send, os.getpid()), daemon=True)
-            self._proc.start()
-            send.close()
-        except (ValueError, AssertionError, OSError):   # no fork here, or a daemonic parent may not have children
-            self._proc = None
+            try:
+                ctx = multiprocessing.get_context("fork")
+                self._recv, send = ctx.Pipe(duplex=False)
+                # daemonic: a child whose answer nobody collects is stopped at exit, not waited for
+                self._proc = ctx.Process(target=_child, args=(fn, send, os.getpid()), daemon=True)
+                self._proc.start()
+                send.close()
+            except (ValueError, AssertionError, OSError):   # no fork here, or a daemonic parent may have no children
+                self._proc = None
+            if self._proc is not None:
+                _LIVE.add(self)
         finally:
             if held is not None:
-                signal.pthread_sigmask(signal.SIG_SETMASK, held)
+                try:
+                    signal.pthread_sigmask(signal.SIG_SETMASK, held)   # an alarm held back meanwhile is raised here
+                except BaseException:
+                    self.cancel()
+                    raise
 
     def result(self) -> T:
         """The call's value (its exception re-raised); waits for the child."""
@@ -68,6 +77,7 @@ class Background(Generic[T]):
         self._proc.join()
         self._recv.close()
         self._proc = None
+        _LIVE.discard(self)
         if not ok:
             raise value
         return value
@@ -82,6 +92,7 @@ class Background(Generic[T]):
                 self._proc.join()
                 self._recv.close()
                 self._proc = None
+                _LIVE.discard(self)
             finally:
                 if held is not None:
                     signal.pthread_sigmask(signal.SIG_SETMASK, held)
@@ -93,6 +104,12 @@ class Background(Generic[T]):
     def __exit__(self, *_exc: object) -> None:
         """Leaving the block stops a child whose answer was not collected (an error, a time budget)."""
         self.cancel()
+
+
+def stop_all() -> None:
+    """Stop every child still running (a caller that gave up on its answers: a query past its time budget)."""
+    for job in list(_LIVE):
+        job.cancel()
 
 
 def _hold_alarm() -> Any:
@@ -114,4 +131,4 @@ def _child(fn: Callable[[], Any], send: Any, parent: int) -> None:
         os._exit(0)
 
 
-__all__ = ["Background", "die_with_parent"]
+__all__ = ["Background", "die_with_parent", "stop_all"]

@@ -30,6 +30,7 @@ from tokenfab.deployment import (
     host_overlap_default,
     kv_capacity_tokens,
 )
+from tokenfab.forked import stop_all
 from tokenfab.hardware import Chip, System
 from tokenfab.model import LayerGroup, ModelSpec, load_model
 from tokenfab.perf.collectives import allreduce_time, busbw
@@ -516,6 +517,7 @@ def _budget(seconds: float | None) -> Iterator[None]:
         over[0] = True
         signal.setitimer(signal.ITIMER_REAL, 0.0)
         signal.signal(signal.SIGALRM, previous)
+        stop_all()   # a simulation forked for the query must not outlive it
 
 
 def predict_one(q: Query, calibration: Calibration | None = None,
