@@ -224,3 +224,14 @@ def test_version_and_model_list():
     assert r.exit_code == 0 and r.stdout.strip() == f"tokenfab {__version__}"
     r = runner.invoke(app, ["model", "list"])
     assert r.exit_code == 0 and "deepseek-v3" in r.stdout and "MoE, MLA" in r.stdout
+
+
+def test_every_option_of_every_command_says_what_it_is():
+    import typer.main
+    cmd = typer.main.get_command(app)
+    missing = []
+    for name, sub in cmd.commands.items():
+        for sub_name, c in (sub.commands.items() if hasattr(sub, "commands") else [(name, sub)]):
+            missing += [f"{name} {sub_name} {p.opts}" for p in c.params
+                        if p.param_type_name == "option" and not getattr(p, "help", None)]
+    assert not missing, missing

@@ -91,7 +91,7 @@ InputLenOpt = Annotated[float | None, typer.Option(help="prompt tokens per reque
 OutputLenOpt = Annotated[float | None, typer.Option(help="generated tokens per request")]
 UtilisationOpt = Annotated[float, typer.Option(help="share of hours at full throughput")]
 SamplesOpt = Annotated[int, typer.Option(help="Monte Carlo samples")]
-SeedOpt = Annotated[int, typer.Option()]
+SeedOpt = Annotated[int, typer.Option(help="seed of the Monte Carlo draws over uncertain constants")]
 
 
 @hardware_app.command("list")
@@ -181,20 +181,28 @@ def predict(
         help="offline|static|server|concurrency|capacity|prefill|layer|gemm|memcopy|allreduce")] = None,
     hardware: Annotated[str | None, typer.Option(help="catalog hardware id, or a chip design YAML")] = None,
     model: Annotated[str | None, typer.Option(help="zoo model id or path to config.json")] = None,
-    devices: Annotated[int, typer.Option()] = 1,
-    tp: Annotated[int | None, typer.Option()] = None,
-    pp: Annotated[int | None, typer.Option()] = None,
-    ep: Annotated[int | None, typer.Option()] = None,
-    precision: Annotated[str | None, typer.Option()] = None,
-    kv_precision: Annotated[str | None, typer.Option()] = None,
-    engine: Annotated[str, typer.Option()] = "trtllm",
-    input_len: Annotated[float | None, typer.Option()] = None,
-    output_len: Annotated[float | None, typer.Option()] = None,
-    batch: Annotated[int | None, typer.Option()] = None,
+    devices: Annotated[int, typer.Option(help="chips in all, every replica together")] = 1,
+    tp: Annotated[int | None, typer.Option(help="tensor-parallel size of one replica (attention and dense layers)")]
+    = None,
+    pp: Annotated[int | None, typer.Option(help="pipeline-parallel size of one replica")] = None,
+    ep: Annotated[int | None, typer.Option(help="expert-parallel size; ep > tp runs data-parallel attention")] = None,
+    precision: Annotated[str | None, typer.Option(
+        help="weight and activation precision: fp32, bf16, fp16, fp8, int8, fp6, fp4, int4 "
+             "(default: the checkpoint's)")] = None,
+    kv_precision: Annotated[str | None, typer.Option(help="KV-cache precision (default: the engine's choice)")] = None,
+    engine: Annotated[str, typer.Option(
+        help="engine tag, parsed: trtllm-0.20, sglang-0.5.2, vllm-0.9.1, tgi, ... (a '-pd-1xTP4+2xTP4' tail is a "
+             "P/D layout)")] = "trtllm",
+    input_len: Annotated[float | None, typer.Option(help="prompt tokens per request")] = None,
+    output_len: Annotated[float | None, typer.Option(help="generated tokens per request")] = None,
+    batch: Annotated[int | None, typer.Option(help="static/prefill/layer: sequences in the batch")] = None,
     rate: Annotated[float | None, typer.Option(help="server: Poisson arrivals, requests/s (whole system)")] = None,
     concurrency: Annotated[int | None, typer.Option(help="concurrency: requests kept in flight")] = None,
-    max_batch: Annotated[int | None, typer.Option()] = None,
-    metric: Annotated[str | None, typer.Option()] = None,
+    max_batch: Annotated[int | None, typer.Option(
+        help="sequences in flight per replica (default: the engine preset's, or a tuned server's for capacity)")]
+    = None,
+    metric: Annotated[str | None, typer.Option(help="the one metric to print (default: every predicted metric)")]
+    = None,
     mtp: Annotated[int | None, typer.Option(help="speculative draft tokens per decode step (MTP models)")] = None,
     accept: Annotated[float | None, typer.Option(help="tokens emitted per decode step (default: published "
                                                  "acceptance for the model and depth)")] = None,
@@ -528,7 +536,7 @@ def silicon(
     volume: Annotated[float, typer.Option(help="accelerators built, to spread the NRE")] = 100_000,
     yield_model: Annotated[str, typer.Option(help="negative-binomial | murphy | poisson")] = "negative-binomial",
     samples: Annotated[int, typer.Option(help="Monte Carlo samples for the P10-P90 bands")] = 10_000,
-    seed: Annotated[int, typer.Option()] = 0,
+    seed: Annotated[int, typer.Option(help="seed of the Monte Carlo draws over uncertain constants")] = 0,
     check: Annotated[bool, typer.Option("--check", help="leave-one-out area/TDP check on published chips")] = False,
     refit: Annotated[bool, typer.Option("--refit", help="refit the shipped scales on the published chips")] = False,
 ) -> None:
