@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -10,6 +11,19 @@ from typing import Annotated, Any
 import typer
 
 from tokenfab.cli_io import check_output, err, fail, out, titled
+
+
+def _payback_demand(d: list[float]) -> str:
+    """The demand (P10, P50, P90) from which the chip pays back its NRE and software, in words where no demand
+    does: a chip whose cost per token is above the rival's never catches up, however much it serves."""
+    if not math.isfinite(d[0]):
+        return ("never pays back its NRE and software, at any demand: its cost per token stays above the rival's "
+                "in every draw")
+    if not math.isfinite(d[1]):
+        return (f"does not pay back its NRE and software at any demand in most draws (in the best tenth, from "
+                f"{d[0]:.3g} output tokens/day)")
+    upper = f"{d[2]:.3g}" if math.isfinite(d[2]) else "never"
+    return f"pays back its NRE and software from {d[1]:.3g} output tokens/day (P10-P90 {d[0]:.3g} to {upper})"
 
 
 def _band(b: list[float], fmt: str = "${:.3f}") -> str:
@@ -53,8 +67,7 @@ def print_answer(s: dict[str, Any]) -> None:
         d = be["demand_tokens_per_day"]
         verdict = "cheaper" if s["custom_band"][1] < s["gpu_band"][1] else "dearer"
         out.print(titled("Break-even", f": the custom chip is {verdict} at this demand (cheaper in "
-                  f"{be['custom_cheaper_share']:.0%} of draws); it pays back its NRE and software from "
-                  f"{d[1]:.3g} output tokens/day (P10-P90 {d[0]:.3g}-{d[2]:.3g})"
+                  f"{be['custom_cheaper_share']:.0%} of draws); it {_payback_demand(d)}"
                   + (f", {be['years_at_demand'][1]:.1f} years at this demand" if be['years_at_demand'][1] < 1e3
                      else "")))
     if s.get("study") and "error" not in s["study"]:
@@ -104,8 +117,8 @@ def print_study(st: dict[str, Any]) -> None:
               "of draws)")
     pb = st["payback"]
     d, y = pb["demand_tokens_per_day"], pb["years_at_demand"]
-    out.print(f"  payback: the chip pays back against {pb['against']} from {d[1]:.3g} output tokens/day (P10-P90 "
-              f"{d[0]:.3g}-{d[2]:.3g}); study demand {st['demand_output_tokens_per_day']:.3g}"
+    out.print(f"  payback against {pb['against']}: the chip {_payback_demand(d)}; study demand "
+              f"{st['demand_output_tokens_per_day']:.3g}"
               + (f", NRE repaid in {y[1]:.1f} years" if y[1] < 1e3 else ", NRE never repaid at this demand (P50)"))
     b = st["bargaining"]
     if b.get("meaning"):
