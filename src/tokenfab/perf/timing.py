@@ -153,11 +153,12 @@ def time_ops(table: OpTable, chip: Chip, params: EffParams, engine: str = "trtll
                             + params.t_moe_layer * table.moe_layers)
     scale = engine_scale(engine, params)
     # the engine's kernels scale with its multiplier; its fixed costs (and the collectives' latency) with its own
-    latency = min(comm_latency(table, chip, params), float(comm.min()))
-    fixed = (overhead + latency) * fixed_scale(engine, params)
+    latency = min(comm_latency(table, chip, params), float(comm.min()))   # the fitted latency inside `comm`
+    fixed_mult = fixed_scale(engine, params)
     one_shot = one_shot_allreduce(table, chip, engine)
-    if one_shot is not None:   # the engine's own one-shot all-reduce, measured, replaces the fitted latency
-        fixed = overhead * fixed_scale(engine, params) + one_shot * params.time_scale
+    # the engine's own one-shot all-reduce, measured, replaces the fitted latency where it applies
+    paid = latency * fixed_mult if one_shot is None else one_shot * params.time_scale
+    fixed = overhead * fixed_mult + paid
     stage = (compute + memory + comm - latency) * scale + fixed
     chips = table.comm_group * table.pp
     # the chip draws its busy power while kernels run; a step over the power limit runs at a lower clock
