@@ -74,10 +74,7 @@ class Background(Generic[T]):
         except BaseException:   # interrupted (a time budget): the child would wait for ever to hand its answer over
             self.cancel()
             raise
-        self._proc.join()
-        self._recv.close()
-        self._proc = None
-        _LIVE.discard(self)
+        self._release()
         if not ok:
             raise value
         return value
@@ -89,14 +86,18 @@ class Background(Generic[T]):
             held = _hold_alarm()
             try:
                 self._proc.terminate()
-                self._proc.join()
-                self._recv.close()
-                self._proc = None
-                _LIVE.discard(self)
+                self._release()
             finally:
                 if held is not None:
                     signal.pthread_sigmask(signal.SIG_SETMASK, held)
         self._fn = None
+
+    def _release(self) -> None:
+        """Reap the child that has answered or been told to stop, and forget it."""
+        self._proc.join()
+        self._recv.close()
+        self._proc = None
+        _LIVE.discard(self)
 
     def __enter__(self) -> Background[T]:
         return self
