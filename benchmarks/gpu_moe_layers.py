@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from dataclasses import asdict
@@ -35,6 +36,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # run from a checkout, installed or not
 
+from tokenfab import catalog  # noqa: E402
 from tokenfab.calibrate.device import hardware_for_gpu  # noqa: E402
 from tokenfab.calibrate.moe_bench import (  # noqa: E402
     CPU_GRID,
@@ -120,6 +122,30 @@ def layer_json(spec: ModelSpec, model_id: str, ref: str, why: str, grid: LayerGr
             "bytes_at_largest_point": layer_bytes(spec, grid)}
 
 
+def _bad_argument(args: argparse.Namespace) -> str | None:
+    """The one line that says which argument cannot be used, checked before anything runs or is written."""
+    if not (math.isfinite(args.budget_s) and args.budget_s > 0):
+        return f"--budget-s = {args.budget_s:g}: seconds, more than 0"
+    if not (math.isfinite(args.power_s) and args.power_s >= 0):
+        return f"--power-s = {args.power_s:g}: seconds, 0 or more"
+    if not (math.isfinite(args.zipf_s) and args.zipf_s >= 0):
+        return f"--zipf-s = {args.zipf_s:g}: a skew exponent, 0 or more"
+    if args.hardware:
+        try:
+            catalog.accelerator(args.hardware)
+        except KeyError as err:
+            return f"--hardware: {err}"
+    models = [m for m in args.models.split(",") if m]
+    if not models:
+        return "--models: give at least one MoE model id"
+    for model_id in models:
+        try:
+            layer_config(model_id)
+        except (MoEBenchError, KeyError, ValueError) as err:
+            return f"--models: {model_id!r}: {err.args[0] if isinstance(err, KeyError) else err}"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("outdir", type=Path)
@@ -130,6 +156,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--power-s", type=float, default=0.5, help="seconds each point runs under the power meter")
     ap.add_argument("--zipf-s", type=float, default=ZIPF_S, help="skewed routing: logit bias -s ln(rank)")
     args = ap.parse_args(argv)
+    problem = _bad_argument(args)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     t0 = time.perf_counter()
     budget = Budget(t0 + args.budget_s)
     out = args.outdir

@@ -292,3 +292,16 @@ def test_a_failing_point_is_skipped_and_the_budget_stops_the_grid(dev, monkeypat
     calls = iter([True, False])
     times, failed = run_grid(layer, SMALL, False, "bf16", keep_going=lambda: next(calls))
     assert len(times) == 1 and not failed
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (["--hardware", "nosuch"], "--hardware"), (["--models", "nosuch-model"], "--models"),
+    (["--models", "llama-3.1-8b"], "no routed experts"), (["--budget-s", "-5"], "--budget-s"),
+    (["--power-s", "nan"], "--power-s"), (["--zipf-s", "-1"], "--zipf-s"), (["--models", ","], "--models"),
+])
+def test_script_refuses_bad_arguments_in_one_line_and_writes_nothing(tmp_path, capsys, args, needle):
+    out = tmp_path / "out"
+    assert load_script().main([str(out), "--device", "cpu", *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and needle in err and "\n" not in err
+    assert not out.exists()
