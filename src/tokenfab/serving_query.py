@@ -4,6 +4,7 @@ lengths and arrivals, and the metrics a run answers with.
 
 from __future__ import annotations
 
+import math
 import re
 
 import numpy as np
@@ -53,42 +54,58 @@ def plan_serving(q: Query, model: ModelSpec, chip: Chip, dep: Deployment, replic
     if q.scenario == "concurrency" and not q.concurrency:
         raise QueryError("field 'concurrency' is required for scenario 'concurrency' (requests in flight, >= 1)")
     match = REQUESTS_NOTE.search(q.note or "")
-    if match:
-        n = int(match.group(1).replace(",", ""))
+    fixed_n = int(match.group(1).replace(",", "")) if match else None
+    if fixed_n is not None:
+        n = fixed_n
     elif q.scenario == "server":
         n = server_run_requests(q, float(q.rate or 0.0), osl)
     else:
         n = SERVING_REQUESTS
-    inputs, outputs = serving_lengths(q, isl, osl, n)
-    table = request_table(q, inputs, outputs)
     pools = serving_pools(q, replicas)
     config = serving_run_key(q)
+    cap = client_cap(q)
 
-    mark = float(table.arrival[n // 2]) if q.scenario == "server" else None
-    mean_in, mean_out = float(inputs.mean()), float(outputs.mean())
-
-    def metrics(m: dict[str, float]) -> dict[str, float]:
+    def metrics(m: dict[str, float], mean_in: float, mean_out: float) -> dict[str, float]:
         out = {k: float(v) for k, v in m.items() if k.endswith(_SERVING_SUFFIXES) and float(v) > 0}
-        if q.scenario == "server":
-            out["output_tokens_per_s"] = out["steady_output_tokens_per_s"]
+        if q.scenario == "server":   # the rate once the batch has filled: a long benchmark's, ramp left out
+            out["output_tokens_per_s"] = out["late_output_tokens_per_s"]
         out["requests_per_s"] = out["output_tokens_per_s"] / mean_out
         out["output_tokens_per_s_per_device"] = out["output_tokens_per_s"] / q.devices
         out["total_tokens_per_s_per_device"] = out["requests_per_s"] * (mean_in + mean_out) / q.devices
         return out
 
+    def run(p: EffParams, count: int) -> tuple[dict[str, float], dict[str, float], RequestTable]:
+        inputs, outputs = serving_lengths(q, isl, osl, count)
+        table = request_table(q, inputs, outputs)
+        mark = float(table.arrival[count // 2]) if q.scenario == "server" else None
+        m = simulate(model, chip, dep, [table], [ClassInfo("all")], pools, p, mark_time=mark,
+                     client_cap=cap).metrics
+        return m, metrics(m, float(inputs.mean()), float(outputs.mean())), table
+
     def evaluate(p: EffParams) -> dict[str, float]:
         key = (config, n, repr(p))
         if key not in _SIMULATIONS:
-            m = simulate(model, chip, dep, [table], [ClassInfo("all")], pools, p, mark_time=mark).metrics
-            out = metrics(m)
+            count = n
+            m, out, table = run(p, count)
+            if q.scenario == "server" and fixed_n is None:
+                # the batch fills over one request lifetime; a run shorter than a few of them reads the
+                # ramp, not the steady state (and looks saturated): rerun it long enough
+                need = steady_run_requests(float(q.rate or 0.0), float(table.output_len.mean()), out)
+                if need > count:
+                    count = need
+                    m, out, table = run(p, count)
             # more arrivals than the system completes: its queue grows with the run's length, and so do the
             # waits (TTFT, queueing, end to end); throughput and TPOT are those of the full batch, whatever the
             # length. The answer is flagged, with the capacity beside it and the waits of a run at capacity.
+            mean_out = float(table.output_len.mean())
             capacity = float(m["late_output_tokens_per_s"]) / mean_out
             if q.scenario == "server" and capacity < SATURATED_SHARE * float(q.rate or 0.0):
                 at = capacity * AT_CAPACITY
-                stable = RequestTable.single_turn(table.arrival * (float(q.rate or 0.0) / at), inputs, outputs)
-                waits = metrics(simulate(model, chip, dep, [stable], [ClassInfo("all")], pools, p).metrics)
+                stable = RequestTable.single_turn(table.arrival * (float(q.rate or 0.0) / at), table.input_len,
+                                                  table.output_len)
+                waits = metrics(simulate(model, chip, dep, [stable], [ClassInfo("all")], pools, p,
+                                         client_cap=cap).metrics,
+                                float(table.input_len.mean()), mean_out)
                 out.update({k: v for k, v in waits.items() if k.startswith(WAITS)})
                 out["saturated"] = 1.0
                 out["capacity_requests_per_s"] = capacity
@@ -106,6 +123,23 @@ def server_run_requests(q: Query, rate: float, osl: float) -> int:
     if q.engine.startswith("mlperf"):
         return max(min(int(rate * MLPERF_MIN_DURATION_S), MAX_SERVING_REQUESTS), 1)
     return min(max(SERVING_REQUESTS, int(rate * STEADY_LIFETIMES * osl * TOKEN_TIME_GUESS_S)), MAX_SERVING_REQUESTS)
+
+
+def steady_run_requests(rate: float, mean_out: float, out: dict[str, float]) -> int:
+    """Requests a Poisson run at `rate` needs to span STEADY_LIFETIMES decode lifetimes (output tokens x the
+    time per output token a first run found), within MAX_SERVING_REQUESTS."""
+    lifetime_s = mean_out * out.get("tpot_ms_mean", 0.0) / 1e3
+    return min(int(math.ceil(rate * STEADY_LIFETIMES * lifetime_s)), MAX_SERVING_REQUESTS)
+
+
+def client_cap(q: Query) -> int | None:
+    """Requests the benchmark client keeps in flight at most (vLLM's `bench serve --max-concurrency`): a
+    server query's `concurrency`, or the cap its note states ("max concurrency 10,800")."""
+    if q.scenario != "server":
+        return None
+    if q.concurrency:
+        return q.concurrency
+    return read_hints(q.engine, q.note).client_cap
 
 
 def serving_pools(q: Query, replicas: int) -> Pools:
@@ -146,5 +180,6 @@ def request_table(q: Query, inputs: np.ndarray, outputs: np.ndarray) -> RequestT
 REQUESTS_NOTE = re.compile(r"(\d[\d,]*) requests")
 
 
-__all__ = ["MAX_SERVING_REQUESTS", "MLPERF_MIN_DURATION_S", "REQUESTS_NOTE", "SERVING_SEED", "plan_serving",
-           "request_table", "server_run_requests", "serving_lengths", "serving_pools", "serving_run_key"]
+__all__ = ["MAX_SERVING_REQUESTS", "MLPERF_MIN_DURATION_S", "REQUESTS_NOTE", "SERVING_SEED", "client_cap",
+           "plan_serving", "request_table", "server_run_requests", "serving_lengths", "serving_pools",
+           "serving_run_key", "steady_run_requests"]

@@ -118,6 +118,18 @@ def test_closed_loop_keeps_concurrency() -> None:
     assert res["mean_decode_batch"] > conc * 0.7
 
 
+def test_client_cap_holds_requests_in_flight_and_keeps_its_wait_out_of_ttft() -> None:
+    table = poisson(400, 200.0, isl=256, osl=64)   # far past what one replica completes
+    dep = Deployment(engine="vllm")
+    free = simulate(MODEL, CHIP, dep, [table], ONE).metrics
+    capped = simulate(MODEL, CHIP, dep, [table], ONE, client_cap=16).metrics
+    assert capped["requests"] == free["requests"] == 400
+    assert capped["mean_decode_batch"] <= 16 + 1e-9 < free["mean_decode_batch"]
+    # the client queue grows without bound; the server's own queue does not, so TTFT stays short
+    assert capped["ttft_ms_p90"] < 0.2 * free["ttft_ms_p90"]
+    assert capped["tpot_ms_p50"] < free["tpot_ms_p50"]
+
+
 def test_multi_turn_follow_ups_wait_for_the_previous_turn(tmp_path: Path) -> None:
     # two sessions of three turns; later turns arrive think_s after the previous one finishes
     arrival = np.array([0.0, np.nan, np.nan, 0.5, np.nan, np.nan])

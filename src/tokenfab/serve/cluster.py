@@ -121,7 +121,9 @@ class Cluster:
             self.front = [Replica(i, timer, cfg, self._leave, log_step) for i in range(pools.replicas)]
             self.back = []
         self.replicas = self.front + self.back
-        self.events: list[tuple[float, int, int, object]] = []   # (time, order, kind, payload)
+        # (time, order, kind, payload); kind 0: a request row arrives, 1: a P/D hand-off reaches the decode
+        # pool, 2: a row the client held back is sent
+        self.events: list[tuple[float, int, int, object]] = []
         self._order = 0
         self._rr = 0
         self._affinity: dict[int, int] = {}
@@ -133,6 +135,12 @@ class Cluster:
         self.mark_time = math.inf
         self.mark_arrival = math.nan
         self.tokens_at_mark = 0
+        # the client's cap on requests in flight (a benchmark's --max-concurrency): arrivals past it wait at
+        # the client and are sent as requests finish, their clocks (TTFT) starting when sent
+        self.max_in_flight: float = math.inf
+        self.in_flight = 0
+        self.held: deque[Row] = deque()
+        self.released = 0   # held rows sent at a finish, their events not yet handled: their slots are taken
 
     # --- routing ---------------------------------------------------------------------------------
 
@@ -163,6 +171,7 @@ class Cluster:
 
     def _dispatch(self, row: Row, now: float) -> None:
         rid, _, isl, osl, cls, session, turn, _, group, prefix, publish = row   # Python ints (read with tolist)
+        self.in_flight += 1
         accept = self.replicas[0].cfg.accept
         # under speculative decoding a sequence emits `accept` tokens a step: it needs fewer decode steps
         steps = osl if accept <= 1.0 else 1 + math.ceil((osl - 1) / accept)
@@ -180,6 +189,10 @@ class Cluster:
             self._push(now + self.transfer_s(seq.prompt), 1, seq)
             return
         self.on_done(seq, now)
+        self.in_flight -= 1
+        if self.held:
+            self.released += 1
+            self._push(now, 2, self.held.popleft())
         feed = self.feed
         assert feed is not None
         nxt = feed.next_turn(seq.info[1]) if feed.followups and isinstance(seq.info, tuple) else None
@@ -230,13 +243,19 @@ class Cluster:
                     break
                 if t_event <= t_static:
                     _, _, kind, payload = heappop(events)
-                    if kind == 0:
+                    if kind == 2:   # a held row the client sends now that a request has finished
+                        self.released -= 1
+                    if kind != 1:
                         self._dispatch(payload, t_arr)   # type: ignore[arg-type]
                     else:
                         seq = payload
                         self._enqueue(self._pick(self.back, seq.group), seq, t_arr, decode=True)  # type: ignore
                 else:
-                    self._dispatch(static.popleft(), t_arr)
+                    row = static.popleft()
+                    if self.in_flight + self.released < self.max_in_flight:
+                        self._dispatch(row, t_arr)
+                    else:
+                        self.held.append(row)
                     if self.first_arrival != self.first_arrival:   # NaN: the first timed arrival
                         self.first_arrival = t_arr
                     if t_arr >= self.mark_time and self.mark_arrival != self.mark_arrival:

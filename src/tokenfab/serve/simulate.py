@@ -215,12 +215,14 @@ def simulate(model: ModelSpec, chip: Chip, dep: Deployment, chunks: Iterable[Req
              preemption: str = "recompute", prefix_caching: bool = True, records_path: str | None = None,
              trace_path: str | None = None, progress: Callable[[], None] | None = None,
              cfg: EngineConfig | None = None, mark_time: float | None = None,
-             watch: Callable[[Seq, float], None] | None = None) -> SimResult:
+             watch: Callable[[Seq, float], None] | None = None, client_cap: int | None = None) -> SimResult:
     """Serve `chunks` (a request stream) and return the metrics; deterministic for a given stream.
     `cfg` overrides the replica's engine limits derived from the deployment (tests shrink the KV pool).
     `mark_time`: also report `late_output_tokens_per_s`, the rate from the first arrival at or after it to
     the last arrival (a saturated run's rate once its batch has filled). `watch` sees every finished request
-    after it is recorded; an exception it raises ends the run (a search that already knows the answer)."""
+    after it is recorded; an exception it raises ends the run (a search that already knows the answer).
+    `client_cap`: requests the client keeps in flight at most (a benchmark's --max-concurrency); arrivals past
+    it wait at the client, outside TTFT."""
     params = params or shipped_calibration().for_chip(chip)
     cfg = cfg or engine_config(model, chip, dep, preemption, prefix_caching)
     if cfg.kv_tokens < BLOCK_TOKENS:
@@ -238,6 +240,8 @@ def simulate(model: ModelSpec, chip: Chip, dep: Deployment, chunks: Iterable[Req
                       steplog.log)
     if mark_time is not None:
         cluster.mark_time = mark_time
+    if client_cap is not None:
+        cluster.max_in_flight = client_cap
     ok = False
     try:
         cluster.run(RequestFeed(chunks), progress)
