@@ -29,3 +29,24 @@ def test_fp8_attention_and_overlap_scheduler_from_notes():
     assert read_hints("sglang", "--disable-overlap-schedule").host_overlap is False
     assert read_hints("sglang", "overlap scheduling on, no MTP").host_overlap is True
     assert read_hints("sglang", "MTP steps=2").host_overlap is None
+
+
+def test_token_budget_and_client_cap_from_notes():
+    h = read_hints("mlperf-v5.1-trtllm", "TP8 x PP1, runtime max_batch_size 64, max_num_tokens 2560, FP8 KV")
+    assert h.max_num_tokens == 2560 and h.client_cap is None
+    h = read_hints("vllm", "--max-num-batched-tokens; max_num_batched_tokens=8,192; max concurrency 10,800")
+    assert h.max_num_tokens == 8192 and h.client_cap == 10_800
+    assert read_hints("vllm", "engine-chosen batch and max_num_tokens").max_num_tokens is None
+
+
+def test_a_stated_token_budget_reaches_the_deployment():
+    from tokenfab.hardware import load_chip
+    from tokenfab.model import load_model
+    from tokenfab.predict import query_deployment
+    from tokenfab.queries import parse_query
+    row = {"scenario": "static", "hardware": "h100-sxm", "model": "llama-3.1-8b", "input_len": 512,
+           "output_len": 64, "batch": 8, "engine": "trtllm"}
+    model, chip = load_model("llama-3.1-8b"), load_chip("h100-sxm")
+    plain = query_deployment(parse_query(row), model, chip)
+    stated = query_deployment(parse_query({**row, "note": "max_num_tokens 1024"}), model, chip)
+    assert stated.token_budget == 1024 != plain.token_budget

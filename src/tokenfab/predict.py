@@ -113,7 +113,7 @@ def query_deployment(q: Query, model: ModelSpec, chip: Chip) -> Deployment:
     if hints.pytorch_backend and engine_family(engine) == "trtllm":
         engine = f"{engine} (pytorch backend)"
     dep = Deployment(tp=tp, pp=pp, ep=ep, weight_precision=precision, act_precision=act, kv_precision=kv,
-                     engine=engine, max_batch=q.max_batch, mtp=mtp, accept=accept,
+                     engine=engine, max_batch=q.max_batch, max_num_tokens=hints.max_num_tokens, mtp=mtp, accept=accept,
                      redundant_experts=eplb_redundant_experts(model, tp, ep), overlap=hints.overlap,
                      cuda_graphs=not hints.eager, micro_batches=hints.micro_batches if hints.overlap else 1,
                      fp8_attention=hints.fp8_attention and chip.supports("fp8") and PRECISION_BYTES[kv] <= 1,

@@ -35,6 +35,7 @@ _NO_HOST_OVERLAP = re.compile(r"no overlap schedul|overlap schedul\w* (?:off|dis
                               r"disable[-_ ]overlap[-_ ]schedule", re.IGNORECASE)
 _HOST_OVERLAP = re.compile(r"overlap schedul\w* (?:on|enabled)", re.IGNORECASE)
 _FP8_ATTENTION = re.compile(r"FP8 (?:MLA|attention)|FP8 FMHA|fp8 context FMHA", re.IGNORECASE)
+_TOKEN_BUDGET = re.compile(r"max_num_(?:batched_)?tokens[ =:]*(\d[\d,]*)", re.IGNORECASE)
 _CLIENT_CAP = re.compile(r"max(?:imum)?[-_ ]concurrency (\d[\d,]*)", re.IGNORECASE)
 _ACCEPT = re.compile(r"accept(?:ance)? length (?:of )?(\d+(?:\.\d+)?)", re.IGNORECASE)
 
@@ -63,6 +64,7 @@ class Hints:
     fp8_attention: bool = False     # attention kernels run FP8 math on an FP8 cache (FlashMLA/FA3 FP8)
     host_overlap: bool | None = None  # the scheduler's host work overlapped with the GPU (None = not stated)
     client_cap: int | None = None   # the benchmark client's cap on requests in flight ("max concurrency N")
+    max_num_tokens: int | None = None  # the engine's tokens per step as configured ("max_num_tokens 2560")
 
 
 def pd_layout(engine: str) -> PDLayout | None:
@@ -100,6 +102,7 @@ def read_hints(engine: str, note: str | None) -> Hints:
         pd = PDLayout(int(pools.group(1)), 0, int(pools.group(2)), 0)
     dp = _ATTN_DP.search(text)
     cap = _CLIENT_CAP.search(text)
+    budget = _TOKEN_BUDGET.search(text)
     return Hints(phase=phase, mtp=mtp, accept=float(acc.group(1)) if acc else None, pd=pd,
                  attn_dp=int(dp.group(1)) if dp else None,
                  overlap=bool(_OVERLAP.search(text)) and not _NO_OVERLAP.search(text),
@@ -107,4 +110,5 @@ def read_hints(engine: str, note: str | None) -> Hints:
                  micro_batches=2 if _MICRO_BATCHES.search(text) else 1,
                  fp8_attention=bool(_FP8_ATTENTION.search(text)),
                  host_overlap=False if _NO_HOST_OVERLAP.search(text) else True if _HOST_OVERLAP.search(text) else None,
-                 client_cap=int(cap.group(1).replace(",", "")) if cap else None)
+                 client_cap=int(cap.group(1).replace(",", "")) if cap else None,
+                 max_num_tokens=int(budget.group(1).replace(",", "")) or None if budget else None)
