@@ -38,6 +38,7 @@ _LAYOUTS: dict[tuple[str, str, str], dict] = {
                                                                        engine="vllm-0.5.4", dataset="sharegpt"),
     ("MLENERGY_V2", "a100-sxm", "meta-llama/Meta-Llama-3.1-70B"): dict(model="llama-3.1-70b", precision="bf16",
                                                                         engine="vllm-0.5.4", dataset="sharegpt"),
+    ("MLENERGY_V3", "b200", "Qwen/Qwen3-32B"): dict(model="qwen3-32b", precision="bf16", engine="vllm-0.11.1"),
 }
 
 
@@ -82,6 +83,8 @@ def _query(row: dict[str, str]) -> tuple[Query, str] | str:
         tp = int(row["tp"])
         spec.update(devices=tp, tp=tp, max_batch=int(row["batch_or_concurrency"]),
                     output_len=float(row["output_len"]))
+        if "dataset" not in spec:   # lengths the row states (the v3 blog gives mean outputs, not inputs)
+            spec.update(input_len=float(row["input_len"].split()[0]), input_len_exact=True)
     metric = "joules_per_output_token_wall" if wall else "joules_per_output_token"
     return Query(id=row["source_id"], scenario="offline", hardware=row["hardware"], metric="output_tokens_per_s",
                  **spec), metric

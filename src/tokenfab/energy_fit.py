@@ -114,13 +114,23 @@ def report() -> dict[str, dict[str, float]]:
     out["fit: LLM-Inference-Bench, accelerator"] = {"j_per_output_token": median_abs_error(bench),
                                                       "avg_power_w": median_abs_error(bench, power=True),
                                                       "rows": float(len(bench))}
-    held = check(CHECK_DATA)
+    held = [r for r in check(CHECK_DATA) if r.predicted is not None]
     for scope in ("accelerator", "wall"):
-        rows = [r for r in held if r.scope == scope and r.predicted is not None]
+        rows = [r for r in held if r.scope == scope]
         out[f"check: energy.csv, {scope}"] = {"j_per_output_token": median_abs_error(rows),
                                               "avg_power_w": median_abs_error(rows, power=True),
                                               "rows": float(len(rows))}
+        for source in sorted({_publication(r.source) for r in rows}):
+            mine = [r for r in rows if _publication(r.source) == source]
+            out[f"check: energy.csv, {scope}, {source}"] = {"j_per_output_token": median_abs_error(mine),
+                                                            "avg_power_w": median_abs_error(mine, power=True),
+                                                            "rows": float(len(mine))}
     return out
+
+
+def _publication(source_id: str) -> str:
+    """The publication of an energy row (MLPerf rounds share one: `MLPERF_V4.1_0049` -> `MLPERF_V4.1`)."""
+    return source_id.rsplit("_", 1)[0] if source_id.startswith("MLPERF") else source_id
 
 
 __all__ = ["PowerTerms", "fit", "report", "terms", "write_fit"]
