@@ -39,6 +39,8 @@ _LAYOUTS: dict[tuple[str, str, str], dict] = {
     ("MLENERGY_V2", "a100-sxm", "meta-llama/Meta-Llama-3.1-70B"): dict(model="llama-3.1-70b", precision="bf16",
                                                                         engine="vllm-0.5.4", dataset="sharegpt"),
     ("MLENERGY_V3", "b200", "Qwen/Qwen3-32B"): dict(model="qwen3-32b", precision="bf16", engine="vllm-0.11.1"),
+    ("MLENERGY_V3", "h100-sxm", "meta-llama/Llama-3.1-8B"): dict(model="llama-3.1-8b", precision="bf16",
+                                                                  engine="vllm-0.11.1"),
 }
 
 
@@ -82,7 +84,7 @@ def _query(row: dict[str, str]) -> tuple[Query, str] | str:
     if key[0].startswith("MLENERGY"):  # batch held at its maximum, one model replica over tp GPUs
         tp = int(row["tp"])
         spec.update(devices=tp, tp=tp, max_batch=int(row["batch_or_concurrency"]),
-                    output_len=float(row["output_len"]))
+                    output_len=float(row["output_len"].split()[0]))
         if "dataset" not in spec:   # lengths the row states (the v3 blog gives mean outputs, not inputs)
             spec.update(input_len=float(row["input_len"].split()[0]), input_len_exact=True)
     metric = "joules_per_output_token_wall" if wall else "joules_per_output_token"
