@@ -39,6 +39,8 @@ def test_predict_file_reports_bad_lines_and_goes_on(tmp_path):
     lines = [json.loads(x) for x in r.stdout.splitlines()]
     assert [x["id"] for x in lines] == ["ok", "line-2", "bad"]
     assert "predicted" in lines[0] and "error" in lines[1] and "error" in lines[2]
+    same = runner.invoke(app, ["predict", "--queries", str(f), "--json"])   # JSON either way: one object a query
+    assert same.exit_code == 0 and same.stdout == r.stdout
 
 
 def test_missing_queries_file():
@@ -81,9 +83,12 @@ def test_calibrate_writes_profile_atomically(tmp_path, calibration_lines):
     assert r.exit_code == 2 and "bad.jsonl" in r.stderr and not (tmp_path / "x.json").exists()
     memcopy = tmp_path / "memcopy.jsonl"
     memcopy.write_text("\n".join(line for line in calibration_lines if '"memcopy"' in line))
-    r = runner.invoke(app, ["calibrate", "--data", str(data), "--data", str(memcopy), "--out", str(out)])
+    r = runner.invoke(app, ["calibrate", "--data", str(data), "--data", str(memcopy), "--out", str(out), "--json"])
     assert r.exit_code == 0, r.output
+    said = strict_json(r.stdout)
+    assert said["out"] == str(out) and said["data"] == [str(data), str(memcopy)] and said["skipped"] >= 0
     both = json.loads(out.read_text())["provenance"]
+    assert said["points_fitted"] == both["points"]
     assert both["points"] == profile["provenance"]["points"] + sum('"memcopy"' in x for x in calibration_lines)
     assert "memcopy.jsonl" in both["data"]
 
@@ -235,3 +240,76 @@ def test_every_option_of_every_command_says_what_it_is():
             missing += [f"{name} {sub_name} {p.opts}" for p in c.params
                         if p.param_type_name == "option" and not getattr(p, "help", None)]
     assert not missing, missing
+
+
+def strict_json(text: str) -> dict:
+    """What `--json` promises: the whole of stdout is one JSON object, with no NaN or Infinity in it."""
+    def refuse(name: str) -> None:
+        raise AssertionError(f"{name} in --json output")
+    obj = json.loads(text, parse_constant=refuse)
+    assert isinstance(obj, dict), type(obj)
+    return obj
+
+
+@pytest.mark.parametrize("args, key", [
+    (["hardware", "list"], "accelerators"),
+    (["hardware", "show", "h100-sxm"], "dense_tflops"),
+    (["model", "list"], "models"),
+    (["model", "show", "mixtral-8x7b"], "kv_bytes_per_token"),
+    (["compare", "--model", "llama-3.1-8b", "--hardware", "h100-sxm", "--input-len", "512", "--output-len", "128"],
+     "options"),
+    (["silicon", "inference-hbm", "--samples", "200"], "area_mm2"),
+    (["silicon", "--check"], "median_abs_error"),
+    (["tco", "--hardware", "h100-sxm", "--model", "llama-3.1-8b", "--input-len", "1024", "--output-len", "256",
+      "--samples", "200"], "usd_per_mtok_out"),
+    (["breakeven", "--design", "inference-hbm", "--model", "llama-3.1-8b", "--input-len", "1024", "--output-len",
+      "256", "--samples", "200"], "break_even_years"),
+    (["results", "--db", "{tmp}/none.duckdb"], "runs"),
+    (["predict", "--scenario", "memcopy", "--hardware", "h200"], "predicted"),
+])
+def test_every_answering_command_prints_one_strict_json_object(tmp_path, args, key):
+    r = runner.invoke(app, [a.format(tmp=tmp_path) for a in args] + ["--json"])
+    assert r.exit_code == 0, r.output
+    assert key in strict_json(r.stdout)
+
+
+def test_json_bands_are_numbers_and_never_becomes_null():
+    r = runner.invoke(app, ["breakeven", "--design", "inference-hbm", "--model", "llama-3.1-8b", "--input-len",
+                            "1024", "--output-len", "256", "--samples", "200", "--json"])
+    be = strict_json(r.stdout)
+    band = be["custom"]["usd_per_mtok_out"]
+    assert set(band) == {"p10", "p50", "p90"} and band["p10"] <= band["p50"] <= band["p90"]
+    assert all(v is None or isinstance(v, float) for v in be["break_even_years"].values())   # inf: never -> null
+    silicon = strict_json(runner.invoke(app, ["silicon", "inference-hbm", "--samples", "200", "--json"]).stdout)
+    assert set(silicon["tdp_estimate_w"]) == {"nominal", "p10", "p50", "p90"}
+
+
+def test_print_json_is_strict_through_nested_values(capsys):
+    import numpy as np
+
+    from tokenfab.cli_io import print_json
+    print_json({"a": float("nan"), "b": (1.0, float("inf")), "c": [{"d": np.float32(2.5)}], "e": np.array([1, 2]),
+                "f": np.float64("-inf"), "g": np.int64(3)})
+    assert strict_json(capsys.readouterr().out) == {"a": None, "b": [1.0, None], "c": [{"d": 2.5}], "e": [1, 2],
+                                                    "f": None, "g": 3}
+
+
+def test_fleet_and_results_json(tmp_path):
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(json.dumps({
+        "name": "tiny", "model": "llama-3.1-8b", "start": "2026-01", "months": 6, "requests_per_probe": 200,
+        "demand": [{"name": "chat", "preset": "chat", "tokens_per_day": 2e10}],
+        "hardware": {"buy": [{"id": "h100-sxm", "lead_time_months": 1, "supply_per_month": 400}],
+                     "rent": [{"id": "h100-sxm", "available": 300}]},
+        "datacenter": {"capacity_mw": 2.0}}))   # JSON is YAML
+    db = tmp_path / "r.duckdb"
+    r = runner.invoke(app, ["fleet", str(plan), "--store", str(db), "--no-cache", "--no-bargaining", "--json"])
+    assert r.exit_code == 0, r.output
+    fleet = strict_json(r.stdout)
+    assert fleet["scenarios"][0]["total_cost_usd"] > 0 and len(fleet["base_plan"]["usd_per_mtok"]) == 6
+    listed = strict_json(runner.invoke(app, ["results", "--db", str(db), "--json"]).stdout)
+    assert [run["id"] for run in listed["runs"]] == [fleet["run_id"]]
+    csv = tmp_path / "p.csv"
+    shown = strict_json(runner.invoke(app, ["results", fleet["run_id"], "--db", str(db), "--export", str(csv),
+                                            "--json"]).stdout)
+    assert shown["points"] == fleet["rows"] and shown["export"] == str(csv) and csv.stat().st_size > 0

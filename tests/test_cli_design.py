@@ -17,3 +17,32 @@ def test_payback_demand_in_words():
     assert "from 3e+09 output tokens/day" in some and "to never" in some
     for text in (never, mostly, some, _payback_demand([1e9, 2e9, 4e9])):
         assert not re.search(r"\b(inf|nan)\b", text, re.IGNORECASE), text
+
+
+def test_design_json_is_one_strict_object(tmp_path):
+    import json
+
+    import yaml
+    from typer.testing import CliRunner
+
+    from tokenfab.cli import app
+    problem = {
+        "traffic": {"mix": {"chat": 1.0}}, "models": ["llama-3.1-8b"], "assign": {},
+        "demand_output_tokens_per_day": 2.0e10, "utilisation": 0.7, "template": "inference-hbm",
+        "constraints": {"node": "n3", "power_w": 1500, "max_chiplets": 2, "budget_usd": None},
+        "space": {"cores": [64, 128], "clock_ghz": [1.4, 2.2], "memory": ["HBM3E:8x36"], "sram_shared_mb": [128],
+                  "scaleup_links": [16], "scaleup_domain": [32], "scaleout_gbps": [400]},
+        "deployment": {"tp": [1, 2], "pp": [1], "weight_precision": ["fp8"], "kv_precision": ["fp8"],
+                       "max_batch": [64, 256], "chunk_tokens": [2048], "disaggregated": [False]},
+    }
+    path = tmp_path / "small.yaml"
+    path.write_text(yaml.safe_dump(problem))
+    r = CliRunner().invoke(app, ["design", "--problem", str(path), "--exhaustive", "--top-k", "3", "--sim-requests",
+                                 "300", "--samples", "50", "--jobs", "1", "--db", str(tmp_path / "r.duckdb"),
+                                 "--report", str(tmp_path / "r.html"), "--json"])
+    assert r.exit_code == 0, r.output
+
+    def refuse(name):
+        raise AssertionError(f"{name} in --json output")
+    summary = json.loads(r.stdout, parse_constant=refuse)
+    assert isinstance(summary, dict) and summary["custom"]["label"] and len(summary["custom_band"]) == 3

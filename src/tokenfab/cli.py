@@ -17,7 +17,7 @@ import typer
 
 from tokenfab import catalog
 from tokenfab.cli_design import design, results
-from tokenfab.cli_io import check_output, err, fail, out
+from tokenfab.cli_io import JsonOpt, check_output, err, fail, out, print_json
 from tokenfab.units import GiB
 
 
@@ -92,14 +92,18 @@ OutputLenOpt = Annotated[float | None, typer.Option(help="generated tokens per r
 UtilisationOpt = Annotated[float, typer.Option(help="share of hours at full throughput")]
 SamplesOpt = Annotated[int, typer.Option(help="Monte Carlo samples")]
 SeedOpt = Annotated[int, typer.Option(help="seed of the Monte Carlo draws over uncertain constants")]
+# and `--json`, which every answering command takes: JsonOpt, from cli_io (the design commands share it)
 
 
 @hardware_app.command("list")
-def hardware_list() -> None:
+def hardware_list(as_json: JsonOpt = False) -> None:
     """Every accelerator in the catalog, with its headline figures."""
     from rich.table import Table
 
     from tokenfab.hardware import all_chips
+    if as_json:
+        print_json({"accelerators": [_chip_json(c) for c in sorted(all_chips(), key=lambda c: c.id)]})
+        return
     table = Table("id", "name", "family", "bf16 TFLOP/s", "fp8", "fp4", "memory GiB", "TB/s", "scale-up", "TDP W",
                   "$/h")
     for c in sorted(all_chips(), key=lambda c: c.id):
@@ -112,33 +116,67 @@ def hardware_list() -> None:
     out.print(table)
 
 
+def _chip_json(c: Any) -> dict[str, Any]:
+    """`hardware list --json`: one accelerator's headline figures, in the units their keys name."""
+    return {"id": c.id, "name": c.name, "family": c.family,
+            "peak_tflops": {p: v / 1e12 for p, v in c.peak_flops.items()},
+            "memory_gib": c.mem_bytes / GiB, "memory_tb_per_s": c.mem_bw / 1e12,
+            "scaleup_kind": c.scaleup_kind, "scaleup_domain": c.scaleup_domain, "tdp_w": c.tdp_w or None,
+            "cloud_usd_per_hour": c.cloud_usd_hr.value if c.cloud_usd_hr else None}
+
+
 @hardware_app.command("show")
-def hardware_show(hw_id: Annotated[str, typer.Argument(help="catalog id, e.g. h100-sxm")]) -> None:
-    """One accelerator's full catalog record, sources included."""
+def hardware_show(hw_id: Annotated[str, typer.Argument(help="catalog id, e.g. h100-sxm")],
+                  as_json: JsonOpt = False) -> None:
+    """One accelerator's full catalog record, sources included (always JSON; --json: one strict line)."""
     try:
         rec = catalog.accelerator(hw_id)
     except KeyError as e:
         fail(str(e))
+    if as_json:
+        print_json(rec)
+        return
     out.print_json(json.dumps(rec, default=str))
 
 
+def _model_kind(m: Any) -> tuple[str, str]:
+    """(dense|MoE, its attention: MLA, MHA, MQA or GQA)."""
+    attention = "MLA" if m.is_mla else "MHA" if m.kv_heads == m.heads else "MQA" if m.kv_heads == 1 else "GQA"
+    return ("MoE" if m.is_moe else "dense"), attention
+
+
 @model_app.command("list")
-def model_list() -> None:
+def model_list(as_json: JsonOpt = False) -> None:
     """Every model in the zoo: kind, layers, total and active parameters (any HF config.json works too)."""
     from rich.table import Table
 
     from tokenfab.catalog import model_ids
     from tokenfab.model import load_model
+    models = [(mid, load_model(mid)) for mid in model_ids()]
+    if as_json:
+        print_json({"models": [_model_entry(mid, m) for mid, m in models]})
+        return
     table = Table("id", "kind", "layers", "total params", "active params", title="model zoo")
-    for mid in model_ids():
-        m = load_model(mid)
+    for mid, m in models:
         kind = ("MoE" if m.is_moe else "dense") + (", MLA" if m.is_mla else "")
         table.add_row(mid, kind, str(m.layers), f"{m.total_params / 1e9:,.1f} B", f"{m.active_params / 1e9:,.1f} B")
     out.print(table)
 
 
+def _model_entry(mid: str, m: Any) -> dict[str, Any]:
+    """`model list --json`: one zoo model's row, parameters as counts."""
+    kind, attention = _model_kind(m)
+    return {"id": mid, "kind": kind, "attention": attention, "layers": m.layers, "total_params": m.total_params,
+            "active_params": m.active_params}
+
+
+# the contexts at which `model show` gives FLOPs per token
+FLOPS_CONTEXTS = (0, 4096, 32768)
+
+
 @model_app.command("show")
-def model_show(model: Annotated[str, typer.Argument(help="zoo id or path to a config.json")]) -> None:
+def model_show(model: Annotated[str, typer.Argument(help="zoo id or path to a config.json")],
+               as_json: JsonOpt = False) -> None:
     """Parameters, weight bytes per precision, KV bytes per token and FLOPs per token."""
     from rich.table import Table
 
@@ -148,9 +186,10 @@ def model_show(model: Annotated[str, typer.Argument(help="zoo id or path to a co
         m = load_model(model)
     except (KeyError, ModelConfigError, ValueError) as e:
         fail(str(e))
-    kind = ("MoE " if m.is_moe else "dense ") + ("MLA" if m.is_mla else
-                                                   "MHA" if m.kv_heads == m.heads else
-                                                   "MQA" if m.kv_heads == 1 else "GQA")
+    if as_json:
+        print_json(_model_json(m))
+        return
+    kind = " ".join(_model_kind(m))
     table = Table("quantity", "value", title=f"{m.name} ({kind})")
     table.add_row("layers / hidden / heads / kv heads", f"{m.layers} / {m.hidden} / {m.heads} / {m.kv_heads}")
     if m.is_moe:
@@ -161,9 +200,24 @@ def model_show(model: Annotated[str, typer.Argument(help="zoo id or path to a co
         table.add_row(f"weight bytes at {p}", f"{m.total_params * PRECISION_BYTES[p] / 1e9:.1f} GB")
     for p in ("bf16", "fp8"):
         table.add_row(f"KV bytes per token at {p}", f"{m.kv_bytes_per_token(p) / 1e3:.1f} kB")
-    for ctx in (0, 4096, 32768):
+    for ctx in FLOPS_CONTEXTS:
         table.add_row(f"FLOPs per token at context {ctx}", f"{m.flops_per_token(ctx) / 1e9:.1f} GFLOP")
     out.print(table)
+
+
+def _model_json(m: Any) -> dict[str, Any]:
+    """`model show --json`: the table's figures in bytes and FLOPs (not GB and GFLOP), keyed by precision or
+    context length."""
+    from tokenfab.units import PRECISION_BYTES
+    kind, attention = _model_kind(m)
+    shape: dict[str, Any] = {"layers": m.layers, "hidden": m.hidden, "heads": m.heads, "kv_heads": m.kv_heads}
+    if m.is_moe:
+        shape.update(experts=m.experts, top_k=m.top_k, shared_experts=m.shared_experts)
+    return {"name": m.name, "kind": kind, "attention": attention, **shape, "total_params": m.total_params,
+            "active_params": m.active_params,
+            "weight_bytes": {p: m.total_params * PRECISION_BYTES[p] for p in ("bf16", "fp8", "fp4")},
+            "kv_bytes_per_token": {p: m.kv_bytes_per_token(p) for p in ("bf16", "fp8")},
+            "flops_per_token_by_context": {str(ctx): m.flops_per_token(ctx) for ctx in FLOPS_CONTEXTS}}
 
 
 def _load_cal(path: str | None):
@@ -214,10 +268,13 @@ def predict(
     slo: Annotated[str | None, typer.Option(help="capacity: latency limits in ms, e.g. "
                                             "ttft_ms_p99=2000,tpot_ms_p99=200 (also e2e_ms_pNN)")] = None,
     calibration: CalibrationOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
-    """Predict metrics for one query (flags) or many (--queries); prints JSON lines."""
+    """Predict metrics for one query (flags) or many (--queries). Always prints JSON, with or without --json:
+    one object per query, one line each (a single query: exactly one object)."""
     from tokenfab.predict import predict_one
     from tokenfab.queries import parse_query
+    del as_json   # the answer is JSON either way; the flag is taken as every answering command takes it
     cal = _load_cal(calibration)
     if queries is not None:
         if not budget_s > 0:
@@ -319,12 +376,13 @@ def calibrate(
                                               "llama-3.1-8b on cuda, llama-tiny on cpu)")] = None,
     moe_data: Annotated[list[Path] | None, typer.Option(help="large-MoE serving measurements (JSONL) for the MoE "
                                                         "stage, fitted after --data")] = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Fit the efficiency parameters to measured data, or measure this machine's GPU/CPU into a profile."""
     if (data is None) == (device is None):
         fail("give --data FILE (fit measurements) or --device cuda|cpu (measure this machine), not both")
     if device is not None:
-        _calibrate_device(device, out_path or Path("profile.json"), steps, hardware, model)
+        _calibrate_device(device, out_path or Path("profile.json"), steps, hardware, model, as_json)
         return
     for flag, value in (("--steps", steps), ("--hardware", hardware), ("--model", model)):
         if value is not None:
@@ -342,12 +400,17 @@ def calibrate(
     tmp = out_path.with_suffix(out_path.suffix + ".tmp")
     tmp.write_text(json.dumps(cal.to_json(), indent=1, sort_keys=True) + "\n")
     tmp.replace(out_path)  # never leave a half-written profile behind
+    if as_json:
+        print_json({"points_fitted": len(points), "skipped": len(skipped), "families": list(cal.family),
+                    "data": [str(d) for d in data], "moe_data": [str(d) for d in moe_data or []],
+                    "out": str(out_path)})
+        return
     out.print(f"fitted {len(points)} measurements ({len(skipped)} skipped); families: "
               f"{', '.join(cal.family) or 'none'}; wrote {out_path}")
 
 
 def _calibrate_device(device: str, out_path: Path, steps: Path | None, hardware: str | None,
-                      model: str | None) -> None:
+                      model: str | None, as_json: bool = False) -> None:
     """Measure, fit on everything measured, write the profile (and the step rows) atomically."""
     from tokenfab.calibrate.profile import (
         check_writable,
@@ -379,6 +442,13 @@ def _calibrate_device(device: str, out_path: Path, steps: Path | None, hardware:
     if steps is not None:
         write_jsonl_atomic(steps, run.steps)
     fitted = cal.hardware[run.chip.id]
+    if as_json:
+        print_json({"device": device, "hardware": run.chip.id, "model": run.model,
+                    "microbenchmarks": len(run.microbench.rows), "step_times": len(run.steps),
+                    "gemm_eff": fitted["gemm_eff"], "mem_eff": fitted["mem_eff"], "attn_eff": fitted["attn_eff"],
+                    "t_step_s": fitted["t_step"], "t_layer_s": fitted["t_layer"], "out": str(out_path),
+                    "steps": None if steps is None else str(steps)})
+        return
     out.print(f"{run.chip.name}: {len(run.microbench.rows)} microbenchmarks, {len(run.steps)} step times of "
               f"{run.model}; gemm_eff {fitted['gemm_eff']:.2f}, mem_eff {fitted['mem_eff']:.2f}, attn_eff "
               f"{fitted['attn_eff']:.2f}, t_step {fitted['t_step'] * 1e6:.0f} us, t_layer "
@@ -388,7 +458,7 @@ def _calibrate_device(device: str, out_path: Path, steps: Path | None, hardware:
 @app.command()
 def validate(
     data: Annotated[list[Path], typer.Option(help="measured queries (JSONL with 'value') to score; repeatable")],
-    as_json: Annotated[bool, typer.Option("--json", help="print the table as JSON")] = False,
+    as_json: JsonOpt = False,
     leave_one_hardware_out: Annotated[bool, typer.Option("--leave-one-hardware-out",
                                                          help="refit without each hardware, predict it")] = False,
     fit_extra: Annotated[list[Path] | None, typer.Option(
@@ -416,9 +486,8 @@ def validate(
     rows = v.error_table(scored)
     coverage = v.band_coverage(scored, held_out=leave_one_hardware_out)
     if as_json:
-        print(json.dumps({"mode": mode, "skipped": len(skipped),
-                          "rows": [r.__dict__ for r in rows], "band_coverage": coverage,
-                          "predictions": [s.__dict__ for s in scored]}, sort_keys=True))
+        print_json({"mode": mode, "skipped": len(skipped), "rows": [r.__dict__ for r in rows],
+                    "band_coverage": coverage, "predictions": [s.__dict__ for s in scored]})
         return
     table = Table("scenario", "hardware", "metric", "n", "median |err|", "p90 |err|", "bias",
                   title=f"tokenfab validate ({mode}; {len(skipped)} queries not answerable)")
@@ -441,6 +510,7 @@ def compare(
     utilisation: Annotated[float, typer.Option(help="share of hours at full throughput, for $/Mtok")] = 0.7,
     top: Annotated[int, typer.Option(help="rows to show")] = 40,
     calibration: CalibrationOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Rank accelerators that can serve the model (best TP and precision for each), with TCO $/Mtok."""
     from rich.table import Table
@@ -463,32 +533,46 @@ def compare(
         options = run_compare(model, input_len, output_len, cal)
     if not options:
         fail(f"model {model} fits on none of these accelerators with tp <= 8")
+    shown = [(o, _tco_samples(o, input_len, output_len, utilisation)) for o in options[:top]]
+    if as_json:
+        print_json({"model": model, "input_len": input_len, "output_len": output_len, "utilisation": utilisation,
+                    "options": [_option_json(i, o, tco) for i, (o, tco) in enumerate(shown, 1)]})
+        return
     table = Table("#", "hardware", "tp", "precision", "out tok/s/device", "TPOT ms", "batch", "tok/J",
                   "TCO $/Mtok out P50 (P10-P90)", "cloud $/Mtok out",
                   title=f"{model}: {input_len:.0f} in / {output_len:.0f} out, offline max throughput")
-    for i, o in enumerate(options[:top], 1):
+    for i, (o, tco) in enumerate(shown, 1):
         cloud = "-" if o.usd_per_mtok is None else f"{o.usd_per_mtok:.2f} ({o.usd_per_mtok_low:.2f}-" \
             f"{o.usd_per_mtok_high:.2f})"
         table.add_row(str(i), o.chip.id, str(o.tp), o.precision, f"{o.tokens_per_s_per_device:,.0f}",
                       f"{o.tpot_ms:.1f}", f"{o.concurrency:.0f}",
                       f"{o.tokens_per_joule:.2f}" if o.chip.energy else "-",
-                      _tco_cell(o, input_len, output_len, utilisation), cloud)
+                      "-" if tco is None else _band(tco, "{:.2f}"), cloud)
     out.print(table)
     out.print(f"TCO $/Mtok: owned hardware at {utilisation:.0%} utilisation (capex over the depreciation life, "
               "power, facility, maintenance; 2,000 samples); cloud $/Mtok: the catalog's $/GPU-hour "
               "(low-high) at full utilisation; tok/J: component energy model, accelerators only.")
 
 
-def _tco_cell(option: Any, isl: float, osl: float, utilisation: float) -> str:
-    """P50 (P10-P90) of TCO $/Mtok for one compare row; '-' when the chip has no price or TDP."""
+def _tco_samples(option: Any, isl: float, osl: float, utilisation: float) -> Any:
+    """The sampled TCO $/Mtok output of one compare row (2,000 draws); None when the chip has no price or TDP."""
     from tokenfab.constants import Draws
     from tokenfab.economics import EconomicsError, Serving, token_cost
     power = option.tokens_per_s_per_device / option.tokens_per_joule if option.tokens_per_joule else 0.0
     try:
-        tc = token_cost(Serving(option, isl, osl, 0.0, power), Draws(n=2000, seed=0), utilisation)
+        return token_cost(Serving(option, isl, osl, 0.0, power), Draws(n=2000, seed=0), utilisation).usd_per_mtok_out
     except EconomicsError:
-        return "-"
-    return _band(tc.usd_per_mtok_out, "{:.2f}")
+        return None
+
+
+def _option_json(rank: int, o: Any, tco: Any) -> dict[str, Any]:
+    """`compare --json`: one row of the ranking (tok/J and TCO null where the table shows '-')."""
+    cloud = None if o.usd_per_mtok is None else {"low": o.usd_per_mtok_low, "typical": o.usd_per_mtok,
+                                                 "high": o.usd_per_mtok_high}
+    return {"rank": rank, "hardware": o.chip.id, "tp": o.tp, "precision": o.precision,
+            "tokens_per_s_per_device": o.tokens_per_s_per_device, "tpot_ms": o.tpot_ms, "batch": o.concurrency,
+            "tokens_per_joule": o.tokens_per_joule if o.chip.energy else None,
+            "tco_usd_per_mtok_out": None if tco is None else _band_json(tco), "cloud_usd_per_mtok_out": cloud}
 
 
 # ---------------------------------------------------------------- custom silicon and economics
@@ -520,6 +604,14 @@ def _band(x: Any, fmt: str = "{:,.0f}") -> str:
     return f"{fmt.format(p50)} ({fmt.format(p10)}-{fmt.format(p90)})"
 
 
+def _band_json(x: Any, nominal: Any = None) -> dict[str, float]:
+    """A sampled figure as --json gives it: {"p10", "p50", "p90"} (and "nominal" where the table shows one),
+    the numbers `_band` formats."""
+    from tokenfab.constants import percentiles
+    band = dict(zip(("p10", "p50", "p90"), percentiles(x), strict=True))
+    return band if nominal is None else {"nominal": float(nominal), **band}
+
+
 def _check_samples(samples: int) -> None:
     if samples < 0 or samples > 1_000_000:
         fail(f"--samples {samples}: allowed 0 (nominal only) to 1,000,000")
@@ -528,6 +620,12 @@ def _check_samples(samples: int) -> None:
 def _check_utilisation(utilisation: float) -> None:
     if not 0 < utilisation <= 1:
         fail(f"--utilisation {utilisation}: allowed 0 < u <= 1")
+
+
+# the parts `silicon` breaks each figure into (its table and its JSON)
+UNIT_COST_PARTS = ("silicon", "memory", "packaging", "assembly_loss", "test", "board")
+POWER_PARTS = ("matrix", "vector", "dram", "sram", "links", "static")
+DIE_AREA_PARTS = ("logic", "sram", "phy", "d2d", "block")
 
 
 @app.command()
@@ -539,11 +637,12 @@ def silicon(
     seed: Annotated[int, typer.Option(help="seed of the Monte Carlo draws over uncertain constants")] = 0,
     check: Annotated[bool, typer.Option("--check", help="leave-one-out area/TDP check on published chips")] = False,
     refit: Annotated[bool, typer.Option("--refit", help="refit the shipped scales on the published chips")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Area, yield, unit cost, NRE and power of a chip design, with P50 (P10-P90) bands."""
     from rich.table import Table
     if check or refit:
-        _silicon_check(refit)
+        _silicon_check(refit, as_json)
         return
     if design is None:
         from tokenfab.silicon import shipped_designs
@@ -559,6 +658,11 @@ def silicon(
         mc = analyse(dsg, Draws(n=samples, seed=seed), volume=volume, yield_model=yield_model) if samples else nominal
     except DesignError as e:
         fail(str(e))
+    if as_json:
+        print_json({"design": dsg.label, "node": dsg.node, "clock_ghz": dsg.clock_ghz, "cores": dsg.cores,
+                    "spare_cores": dsg.spare_cores, "volume": volume, "yield_model": yield_model,
+                    "samples": samples, "seed": seed, **_silicon_json(dsg, nominal, mc)})
+        return
     table = Table("quantity", "nominal", "P50 (P10-P90)", title=f"{dsg.label}: {dsg.node}, {dsg.clock_ghz} GHz, "
                   f"{dsg.cores} cores" + (f" (+{dsg.spare_cores} spare)" if dsg.spare_cores else ""))
 
@@ -567,7 +671,7 @@ def silicon(
     for i, (die, die_mc) in enumerate(zip(nominal.dies, mc.dies, strict=True)):
         label = f"{die.kind} die ({die.node}) x{die.count}"
         row(f"{label}: area mm2", die.total, die_mc.total)
-        for part in ("logic", "sram", "phy", "d2d", "block"):
+        for part in DIE_AREA_PARTS:
             value = getattr(die, part)
             if float(value):
                 table.add_row(f"  {part} mm2 (before uncore share)", f"{float(value):,.1f}", "")
@@ -577,12 +681,12 @@ def silicon(
         row("  known-good die $", cost.kgd_usd, cost_mc.kgd_usd)
     row("silicon area, all dies mm2", nominal.area, mc.area)
     row("interposer mm2", nominal.interposer, mc.interposer)
-    for part in ("silicon", "memory", "packaging", "assembly_loss", "test", "board"):
+    for part in UNIT_COST_PARTS:
         row(f"unit cost: {part.replace('_', ' ')} $", getattr(nominal.unit, part), getattr(mc.unit, part))
     row("unit cost (manufacturing) $", nominal.unit.total, mc.unit.total)
     row("NRE $M", nominal.nre / 1e6, mc.nre / 1e6, "{:,.0f}")
     row(f"unit cost incl. NRE at {volume:,.0f} units $", nominal.unit_cost_with_nre, mc.unit_cost_with_nre)
-    for part in ("matrix", "vector", "dram", "sram", "links", "static"):
+    for part in POWER_PARTS:
         row(f"power at TDP load: {part} W", getattr(nominal.power, part), getattr(mc.power, part))
     row("TDP estimate W", nominal.power.tdp, mc.power.tdp)
     if dsg.tdp_w:
@@ -594,14 +698,50 @@ def silicon(
               f"{samples:,} samples, seed {seed}")
 
 
-def _silicon_check(refit: bool) -> None:
+def _silicon_json(dsg: Any, nominal: Any, mc: Any) -> dict[str, Any]:
+    """`silicon --json`: each figure of the table as {nominal, p10, p50, p90}, in mm2, $ and W (NRE in $, not $M);
+    the peak TFLOP/s and memory bandwidth of the closing line."""
+    from tokenfab.silicon.build import peak_flops
+    from tokenfab.silicon.power import memory_bw
+    dies = []
+    for die, die_mc, cost, cost_mc in zip(nominal.dies, mc.dies, nominal.unit.dies, mc.unit.dies, strict=True):
+        dies.append({"kind": die.kind, "node": die.node, "count": die.count,
+                     "area_mm2": _band_json(die_mc.total, die.total),
+                     "parts_mm2_before_uncore": {p: float(getattr(die, p)) for p in DIE_AREA_PARTS
+                                                 if float(getattr(die, p))},
+                     "dies_per_wafer": float(cost.dies_per_wafer), "yield": _band_json(cost_mc.yield_, cost.yield_),
+                     "known_good_die_usd": _band_json(cost_mc.kgd_usd, cost.kgd_usd)})
+    return {"dies": dies, "area_mm2": _band_json(mc.area, nominal.area),
+            "interposer_mm2": _band_json(mc.interposer, nominal.interposer),
+            "unit_cost_usd": {p: _band_json(getattr(mc.unit, p), getattr(nominal.unit, p)) for p in UNIT_COST_PARTS},
+            "unit_cost_total_usd": _band_json(mc.unit.total, nominal.unit.total),
+            "nre_usd": _band_json(mc.nre, nominal.nre),
+            "unit_cost_with_nre_usd": _band_json(mc.unit_cost_with_nre, nominal.unit_cost_with_nre),
+            "power_at_tdp_load_w": {p: _band_json(getattr(mc.power, p), getattr(nominal.power, p))
+                                    for p in POWER_PARTS},
+            "tdp_estimate_w": _band_json(mc.power.tdp, nominal.power.tdp), "tdp_budget_w": dsg.tdp_w or None,
+            "peak_dense_tflops": {p: v / 1e12 for p, v in peak_flops(dsg).items()},
+            "memory_tb_per_s": memory_bw(dsg) / 1e12}
+
+
+def _silicon_check(refit: bool, as_json: bool = False) -> None:
+    """The leave-one-out check of the silicon model on published chips (after a refit, with --refit)."""
     from rich.table import Table
 
     from tokenfab.silicon.fit import leave_one_out, median_errors, write_fit
+    scales = None
     if refit:
-        result = write_fit()
-        out.print(f"wrote the fitted scales: {json.dumps({k: v for k, v in result.items() if k != 'provenance'})}")
+        scales = {k: v for k, v in write_fit().items() if k != "provenance"}
+        if not as_json:
+            out.print(f"wrote the fitted scales: {json.dumps(scales)}")
     rows = leave_one_out()
+    if as_json:
+        area, tdp = median_errors(rows)
+        print_json({"chips": [{"id": r.id, "name": r.name, "node": r.node, "area_mm2": r.area_mm2,
+                               "area_mm2_predicted": r.area_pred, "area_error": r.area_err, "tdp_w": r.tdp_w,
+                               "tdp_w_predicted": r.tdp_pred, "tdp_error": r.tdp_err} for r in rows],
+                    "median_abs_error": {"area": area, "tdp": tdp}, "fitted_scales": scales})
+        return
     table = Table("chip", "node", "die mm2", "predicted", "error", "TDP W", "predicted", "error",
                   title="silicon model vs published chips (each predicted with scales fitted on the others)")
     for r in rows:
@@ -662,7 +802,7 @@ def tco(
     samples: SamplesOpt = 10_000,
     seed: SeedOpt = 0,
     calibration: CalibrationOpt = None,
-    as_json: Annotated[bool, typer.Option("--json", help="print the figures as one JSON object")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """$ per million tokens on owned hardware (TCO), with P10-P90 bands and the cost breakdown."""
     import numpy as np
@@ -685,7 +825,7 @@ def tco(
         fail(str(e))
     hr = tc.hourly
     if as_json:
-        print(json.dumps(_tco_json(tc, model, isl, osl, samples, seed), sort_keys=True))
+        print_json(_tco_json(tc, model, isl, osl, samples, seed))
         return
     table = Table("quantity", "P50 (P10-P90)", "share of $/h",
                   title=f"{chip.id} serving {model}: {isl:.0f} in / {osl:.0f} out, tp {srv.option.tp} "
@@ -730,19 +870,14 @@ def _network_line(share: Any) -> str:
 
 def _tco_json(tc: Any, model: str, isl: float, osl: float, samples: int, seed: int) -> dict[str, Any]:
     """`tco --json`: each figure as {p10, p50, p90}, the layout and the price basis behind them."""
-    from tokenfab.constants import percentiles
-
-    def pct(x: Any) -> dict[str, float]:
-        return dict(zip(("p10", "p50", "p90"), percentiles(x), strict=True))
-
     hr, srv = tc.hourly, tc.serving
     out_json: dict[str, Any] = {
         "hardware": srv.chip.id, "model": model, "input_len": isl, "output_len": osl,
         "utilisation": tc.utilisation, "tp": srv.option.tp, "precision": srv.option.precision,
         "output_tokens_per_s_per_device": srv.out_tps, "busy_power_w": srv.busy_power_w,
-        "usd_per_mtok_out": pct(tc.usd_per_mtok_out), "usd_per_mtok_in": pct(tc.usd_per_mtok_in),
-        "usd_per_mtok_out_only": pct(tc.usd_per_mtok_out_only), "usd_per_hour": pct(hr.total),
-        "usd_per_hour_parts": {k: pct(getattr(hr, k)) for k in
+        "usd_per_mtok_out": _band_json(tc.usd_per_mtok_out), "usd_per_mtok_in": _band_json(tc.usd_per_mtok_in),
+        "usd_per_mtok_out_only": _band_json(tc.usd_per_mtok_out_only), "usd_per_hour": _band_json(hr.total),
+        "usd_per_hour_parts": {k: _band_json(getattr(hr, k)) for k in
                                ("accelerator", "server_network", "facility", "power", "maintenance")},
         "price_basis": None if tc.basis is None else {"kind": tc.basis.kind, "includes": sorted(tc.basis.includes),
                                                       "note": tc.basis.note},
@@ -773,6 +908,7 @@ def breakeven(
     partner: Annotated[str, typer.Option(help="how the chip is bought: broadcom-style (a design partner's price and "
                                          "NRE share) or in-house (at cost, all of the NRE)")] = "broadcom-style",
     generation: Annotated[int, typer.Option(help="the custom chip's generation (software maturity, NRE reuse)")] = 1,
+    as_json: JsonOpt = False,
 ) -> None:
     """Volume and time at which a custom design, bought as it would be (partner price, buyer's NRE share,
     software NRE and team, first-generation software maturity), costs less than a GPU fleet."""
@@ -798,6 +934,14 @@ def breakeven(
         be = break_even(g, c, demand, Draws(n=samples or None, seed=seed), utilisation, terms=terms)
     except EconomicsError as e:
         fail(str(e))
+    if as_json:
+        print_json({"model": model, "demand_output_tokens_per_day": demand, "input_len": isl, "output_len": osl,
+                    "utilisation": utilisation, "partner": partner, "generation": generation,
+                    "gpu": _fleet_side_json(g, be.gpus_needed, be.gpu, be.gpu_life_cost),
+                    "custom": _fleet_side_json(c, be.customs_needed, be.custom, be.custom_life_cost),
+                    "break_even_volume_chips": _band_json(be.volume), "break_even_years": _band_json(be.years),
+                    "samples": samples, "seed": seed})
+        return
     table = Table("quantity", g.chip.id, c.chip.id, title=f"break-even: {demand:,.3g} output tokens/day of {model} "
                   f"({isl:.0f} in / {osl:.0f} out), utilisation {utilisation:.0%}")
     table.add_row("output tokens/s per chip", f"{g.out_tps:,.0f}", f"{c.out_tps:,.0f}")
@@ -813,6 +957,14 @@ def breakeven(
               f"{_band(be.years, '{:,.2f}')} years (inf = never); {samples:,} samples, seed {seed}")
 
 
+def _fleet_side_json(srv: Any, chips: int, tc: Any, life_cost: Any) -> dict[str, Any]:
+    """`breakeven --json`: one side's column (the GPU's or the custom chip's). A break-even that never comes
+    (inf in the table) is null."""
+    return {"hardware": srv.chip.id, "output_tokens_per_s_per_chip": srv.out_tps, "chips_for_demand": chips,
+            "usd_per_hour_per_chip": _band_json(tc.hourly.total), "usd_per_mtok_out": _band_json(tc.usd_per_mtok_out),
+            "life_tco_usd_per_chip": _band_json(life_cost)}
+
+
 @app.command()
 def fleet(
     plan: Annotated[Path, typer.Argument(help="fleet plan YAML (examples/fleet/*.yaml)")],
@@ -824,13 +976,12 @@ def fleet(
     cache: Annotated[Path | None, typer.Option(help="SLO-capacity cache folder")] = Path(".tokenfab-cache"),
     no_cache: Annotated[bool, typer.Option("--no-cache", help="recompute every SLO capacity")] = False,
     bargaining: Annotated[bool, typer.Option(help="bisect the GPU price at which a custom chip stops paying")] = True,
+    as_json: JsonOpt = False,
 ) -> None:
     """Plan a fleet month by month (purchases, rentals, custom silicon, routing) under scenarios; prints a summary,
     stores the run and writes the report section."""
     import os
     import tempfile
-
-    from rich.table import Table
 
     from tokenfab.report.fleet import fleet_html
     from tokenfab.search.fleet import plan_fleet, rows, summary
@@ -850,6 +1001,42 @@ def fleet(
         fail(str(e))
     data = rows(result)
     title = f"fleet plan {result.plan.name}: {result.plan.model}, {result.plan.start} + {result.plan.months} months"
+    if not as_json:
+        _print_fleet(result, title)
+    page = fleet_html(title, data, result.plan.description or "")
+    report_path = report or store.parent / f"{plan.stem}-report.html"
+    folder = report_path.parent if str(report_path.parent) else Path(".")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(suffix=".html.part", dir=folder)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(page)
+        os.chmod(tmp, 0o644)
+    except OSError as e:
+        fail(f"--report {report_path}: cannot write: {e.strerror}")
+    try:
+        db = Store(store)
+        run_id = db.start_run("fleet", {"plan": str(plan), "name": result.plan.name,
+                                        "scenarios": [r.name for r in result.scenarios]})
+        db.write_points(run_id, data)
+        db.finish_run(run_id, {"base": {k: v for k, v in summary(result.base).items() if k != "shocks"},
+                               "bargaining": next((r for r in data if r["kind"] == "bargaining"), None)})
+    except Exception as e:  # noqa: BLE001 (the store is another module's; report its failure in one line)
+        os.unlink(tmp)
+        fail(f"--store {store}: {str(e).splitlines()[0]}")
+    os.replace(tmp, report_path)
+    if as_json:
+        print_json({**_fleet_json(result), "run_id": run_id, "rows": len(data), "store": str(store),
+                    "report": str(report_path)})
+        return
+    out.print(f"stored run {run_id} ({len(data)} rows) in {store}; report {report_path}")
+
+
+def _print_fleet(result: Any, title: str) -> None:
+    """The fleet plan's tables: one row per scenario, the base plan's chips by month, the bargaining line."""
+    from rich.table import Table
+
+    from tokenfab.search.fleet import summary
     table = Table("scenario", "total $ (disc.)", "capex $", "opex $", "$/Mtok mean", "$/Mtok first->last",
                   "custom share", "binding / infeasible", title=title)
     for r in result.scenarios:
@@ -884,29 +1071,28 @@ def fleet(
                       f"(x{bp.breakeven_multiplier:.2f}; bisection, {bp.iterations} solves)")
         else:
             out.print("bargaining power: at today's GPU prices the optimal plan does not build the custom chip")
-    page = fleet_html(title, data, result.plan.description or "")
-    report_path = report or store.parent / f"{plan.stem}-report.html"
-    folder = report_path.parent if str(report_path.parent) else Path(".")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(suffix=".html.part", dir=folder)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(page)
-        os.chmod(tmp, 0o644)
-    except OSError as e:
-        fail(f"--report {report_path}: cannot write: {e.strerror}")
-    try:
-        db = Store(store)
-        run_id = db.start_run("fleet", {"plan": str(plan), "name": result.plan.name,
-                                        "scenarios": [r.name for r in result.scenarios]})
-        db.write_points(run_id, data)
-        db.finish_run(run_id, {"base": {k: v for k, v in summary(result.base).items() if k != "shocks"},
-                               "bargaining": next((r for r in data if r["kind"] == "bargaining"), None)})
-    except Exception as e:  # noqa: BLE001 (the store is another module's; report its failure in one line)
-        os.unlink(tmp)
-        fail(f"--store {store}: {str(e).splitlines()[0]}")
-    os.replace(tmp, report_path)
-    out.print(f"stored run {run_id} ({len(data)} rows) in {store}; report {report_path}")
+
+
+def _fleet_json(result: Any) -> dict[str, Any]:
+    """`fleet --json`: each scenario's summary (the table's figures in $, not $B), the base plan month by month
+    (every month, where the table samples eight) and the bargaining bisection."""
+    from tokenfab.search.fleet import summary
+    base = result.base.solution
+    assert base is not None
+    inst = base.instance
+    months = range(inst.months)
+    bp = result.bargaining
+    return {"plan": result.plan.name, "model": result.plan.model, "start": result.plan.start,
+            "months": result.plan.months, "scenarios": [summary(r) for r in result.scenarios],
+            "base_plan": {"month": [inst.label(t) for t in months],
+                          "chips_in_service": {opt.name: base.in_service[o].tolist()
+                                               for o, opt in enumerate(inst.options) if base.in_service[o].max() > 0},
+                          "usd_per_mtok": base.usd_per_mtok.tolist(), "custom_share": base.custom_share.tolist(),
+                          "provisioned_mw": base.provisioned_mw().tolist()},
+            "bargaining": None if bp is None else {
+                "worth_building_now": bp.worth_building_now, "saving_usd": bp.saving_usd,
+                "gpu_price_cut": bp.price_cut, "breakeven_multiplier": bp.breakeven_multiplier,
+                "iterations": bp.iterations}}
 
 
 
@@ -945,7 +1131,7 @@ def simulate(
     band: Annotated[bool, typer.Option(
         "--band", help="also rerun with every step faster and slower by the step model's held-out error "
                        "(P90, P10) and report each latency's band")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="print the metrics as one JSON object")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Serve traffic on a cluster of replicas with the discrete-event simulator: latency, goodput, energy."""
     from tokenfab.deployment import Deployment
@@ -991,20 +1177,9 @@ def simulate(
         fail(f"every request was refused ({m['rejected']:,}): no prompt fits the KV cache of "
              f"{m.get('kv_capacity_tokens', 0):,.0f} tokens per replica; raise tp or lower the lengths")
     if as_json:
-        print(json.dumps(_no_nan(m), sort_keys=True, default=float, allow_nan=False))
+        print_json(m)
         return
     _print_simulation(m, spec.name, chip.id, replica_pools)
-
-
-def _no_nan(obj: Any) -> Any:
-    """JSON has no NaN: a statistic with no sample (TPOT of one-token replies) is null."""
-    if isinstance(obj, dict):
-        return {k: _no_nan(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_no_nan(v) for v in obj]
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
 
 
 @contextmanager

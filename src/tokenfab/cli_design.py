@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from tokenfab.cli_io import check_output, err, fail, out, titled
+from tokenfab.cli_io import JsonOpt, check_output, err, fail, out, print_json, titled
 
 
 def _payback_demand(d: list[float]) -> str:
@@ -162,7 +162,7 @@ def design(
     jobs: Annotated[int | None, typer.Option(help="worker processes")] = None,
     report: Annotated[Path, typer.Option(help="HTML report path")] = Path("report.html"),
     png: Annotated[Path | None, typer.Option(help="also write PNGs of the plots into this folder")] = None,
-    json_out: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
+    json_out: JsonOpt = False,
 ) -> None:
     """Search the chip, cluster and deployment that make the traffic mix cheapest under every SLO."""
     from rich.progress import (
@@ -226,7 +226,7 @@ def design(
     if png is not None:
         write_pngs(summary, png)
     if json_out:
-        out.print_json(json.dumps(summary, default=str))
+        print_json(summary)
         return
     print_answer(summary)
     out.print(f"report: {report}  (run {summary['run_id']} in {db}; {time.monotonic() - start:.0f} s)")
@@ -236,8 +236,9 @@ def results(
     run: Annotated[str | None, typer.Argument(help="run id (or a prefix) to show or export")] = None,
     db: Annotated[Path, typer.Option(help="results store")] = Path("tokenfab.duckdb"),
     export: Annotated[Path | None, typer.Option(help="write the run's points to .parquet or .csv")] = None,
+    as_json: JsonOpt = False,
 ) -> None:
-    """List stored runs, or export one run's points."""
+    """List stored runs, show one, or export one run's points."""
     from rich.table import Table
 
     from tokenfab.store import Store, StoreError
@@ -250,19 +251,35 @@ def results(
     if run is None:
         if export is not None:
             fail("--export needs a run id: tokenfab results RUN --export FILE")
+        runs = [{**_run_fields(r), "best": _best_label(r)} for r in store.runs()]
+        if as_json:
+            print_json({"db": str(db), "runs": runs})
+            return
         table = Table("id", "kind", "status", "created", "points", "best")
-        for r in store.runs():
-            s = r.get("summary") or {}
-            best = s.get("custom", {}).get("label", "") if isinstance(s, dict) else ""
-            table.add_row(r["id"], r["kind"], r["status"], r["created"], str(r["points"]), best)
+        for r in runs:
+            table.add_row(r["id"], r["kind"], r["status"], r["created"], str(r["points"]), r["best"])
         out.print(table)
         return
     try:
         rec = store.run(run)
         if export is not None:
             store.export(rec["id"], export)
-            out.print(f"wrote {rec['points']} points of run {rec['id']} to {export}")
-        else:
-            out.print_json(json.dumps({k: rec[k] for k in ("id", "kind", "status", "created", "finished", "points")}))
     except StoreError as e:
         fail(str(e))
+    if as_json:
+        print_json({**_run_fields(rec), **({"export": str(export)} if export is not None else {})})
+    elif export is not None:
+        out.print(f"wrote {rec['points']} points of run {rec['id']} to {export}")
+    else:
+        out.print_json(json.dumps(_run_fields(rec)))
+
+
+def _run_fields(rec: dict[str, Any]) -> dict[str, Any]:
+    """What `results` says of a run: id, kind, status, when it was created and finished, its stored points."""
+    return {k: rec[k] for k in ("id", "kind", "status", "created", "finished", "points")}
+
+
+def _best_label(rec: dict[str, Any]) -> str:
+    """A design run's recommended custom chip ('' for a run without one, such as a fleet plan)."""
+    s = rec.get("summary") or {}
+    return s.get("custom", {}).get("label", "") if isinstance(s, dict) else ""

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import math
 import sys
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
 if TYPE_CHECKING:
     from rich.console import Console
+
+# `--json` on every command that answers: here, not in cli.py, because cli_design's commands take it too and
+# cli.py imports cli_design
+JsonOpt = Annotated[bool, typer.Option("--json", help="print the answer as one JSON object")]
 
 
 class _LazyConsole:
@@ -69,3 +75,24 @@ def fail(message: str) -> NoReturn:
     """Bad input: one line naming the field and what is allowed, exit code 2."""
     err.print(f"error: {message}", highlight=False, markup=False, soft_wrap=True)
     raise typer.Exit(2)
+
+
+def no_nan(obj: Any) -> Any:
+    """`obj` as plain JSON values: JSON has no NaN or Infinity, so a figure with no sample (TPOT of one-token
+    replies) or one that never comes (a break-even at infinity) is null. NumPy scalars become numbers, NumPy arrays
+    and tuples lists."""
+    if isinstance(obj, dict):
+        return {str(k): no_nan(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [no_nan(v) for v in obj]
+    if hasattr(obj, "tolist") and hasattr(obj, "dtype"):   # a NumPy scalar or array, without importing NumPy
+        return no_nan(obj.tolist())
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def print_json(obj: dict[str, Any]) -> None:
+    """Print `obj` as one strict JSON object on stdout (what `--json` promises a script: one parseable line);
+    a value JSON cannot hold (a date, a path) is written as its text."""
+    print(json.dumps(no_nan(obj), sort_keys=True, allow_nan=False, default=str))
