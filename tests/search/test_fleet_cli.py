@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from plotly.offline import get_plotlyjs
 from typer.testing import CliRunner
 
 from tokenfab.cli import app
@@ -64,7 +65,10 @@ def test_tiny_plan_end_to_end(tmp_path: Path) -> None:
     assert "MW provisioned" in res.output
     page = html.read_text()
     HTMLParser().feed(page)
-    assert page.count("<svg") >= 2 and "$ per million tokens" in page and "<script" not in page
+    assert "$ per million tokens" in page and "<script src=" not in page
+    assert page.count(get_plotlyjs()[:500]) == 1               # plotly.js inlined once, not per figure
+    for name in ("usd-per-mtok", "chips-base", "chips-cheap", "chips-busy", "chips-supply-0-5"):
+        assert f'<section id="{name}">' in page and f'id="plot-{name}"' in page, name
 
 
 def test_same_plan_same_plan(tmp_path: Path) -> None:
