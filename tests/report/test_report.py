@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import math
 import re
 import shutil
 import subprocess
@@ -9,7 +11,9 @@ import subprocess
 import pytest
 import yaml
 
+import tokenfab
 from tokenfab.report import write_html, write_pngs
+from tokenfab.report.figures import figures
 from tokenfab.report.html import render
 from tokenfab.search.problem import DesignProblem
 from tokenfab.search.run import SearchOptions, design
@@ -70,3 +74,61 @@ def test_plots_render_in_headless_chromium(summary, tmp_path):
         assert len(block) == 2, name
         assert 'class="main-svg"' in block[1].split("</section>", 1)[0], f"{name} did not render"
     assert dom.count("scatterlayer") >= 2 and dom.count("barlayer") >= 2
+
+
+def _text(html: str) -> str:
+    """The page's visible words: scripts (plotly.js, figure JSON) and tags removed."""
+    return re.sub(r"<[^>]+>", " ", re.sub(r"<script.*?</script>", " ", html, flags=re.S))
+
+
+def test_never_prints_inf_or_nan(summary):
+    s = copy.deepcopy(summary)
+    s["breakeven"]["demand_tokens_per_day"] = [float("nan"), None, math.inf]
+    for st in (summary, s):
+        text = _text(render(st))
+        assert not re.search(r"\b(inf|infinity|nan)\b", text, flags=re.I), re.findall(r".{40}\binf\b.{40}", text)
+    assert "never" in _text(render(s))   # the summary's inf break-even reads as words
+
+
+def test_header_names_question_run_and_version(summary):
+    head = _text(render(summary)).split("Recommended custom chip")[0]
+    assert summary["run_id"] in head and tokenfab.__version__ in head
+    assert "llama-3.1-8b" in head and "20 billion output tokens/day" in head
+    assert re.search(r"\d{4}-\d\d-\d\d", head)
+
+
+def test_pareto_legend_clear_of_colour_bar(summary):
+    lay = figures(summary)["pareto"].layout
+    below = lay.legend.orientation == "h" and lay.legend.y < 0
+    assert below or lay.coloraxis.colorbar.x > (lay.legend.x or 1.02) + 0.1
+
+
+def test_log_axes_label_full_values(summary):
+    figs = figures(summary)
+    logs = [(name, ax) for name, fig in figs.items() for ax in (fig.layout.xaxis, fig.layout.yaxis)
+            if ax.type == "log"]
+    assert {n for n, _ in logs} >= {"pareto", "roofline"}
+    for name, ax in logs:
+        # labels only where we put them (1, 2, 5 x 10^k), each formatted in full; plotly's digit-only "D" ticks off
+        assert ax.tickvals and ax.tickformat and ax.dtick is None, name
+        assert all(round(v / 10 ** math.floor(math.log10(v)), 6) in (1, 2, 5) for v in ax.tickvals), name
+    roof = figs["roofline"].layout
+    assert roof.yaxis.tickformat == "~s" and "FLOP/s" in roof.yaxis.title.text
+    assert "FLOP/byte" in roof.xaxis.title.text
+    assert figs["pareto"].layout.xaxis.tickformat.startswith("$")
+
+
+def test_sensitivity_and_assumptions_read_as_words(summary):
+    assert all("_" not in y for y in figures(summary)["tornado"].data[0].y)
+    page = render(summary)
+    table = page.split("five inputs that swing it most", 1)[1].split("</table>", 1)[0]
+    inputs = re.findall(r"<tr><td>(.*?)</td>", table)
+    assert len(inputs) == len(summary["study"]["tornado"]) and not any("_" in i for i in inputs)
+    assumptions = page.split("Assumptions and sources", 1)[1]
+    assert "<th>unit</th>" in assumptions and "<td>$/yr</td>" in assumptions
+
+
+def test_text_legible_at_slide_size(summary):
+    assert all(fig.layout.font.size >= 13 for fig in figures(summary).values())
+    sizes = [int(px) for px in re.findall(r"font-size:(\d+)px", render(summary).split("</style>")[0])]
+    assert sizes and min(sizes) >= 13

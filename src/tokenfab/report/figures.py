@@ -2,12 +2,99 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import plotly.graph_objects as go
 
 COMPONENTS = ("silicon", "hbm", "package", "partner_margin", "accelerator", "server_network", "facility", "power",
               "maintenance", "nre", "software")
+FONT_PX = 14   # plot text stays legible when a figure is pasted onto a slide
+
+# id words that start a unit (and what they read as), words after "per", fraction-like words, acronyms
+_UNIT_START = {"usd": "$", "w": "W", "kwh": "kWh", "mm": "mm", "mm2": "mm²", "years": "years", "months": "months",
+               "pct": "%", "tokens": "tokens", "gbps": "Gb/s"}
+_PER = {**_UNIT_START, "year": "yr", "gb": "GB", "cm2": "cm²", "gpu": "GPU"}
+_FRACTION = {"share", "margin", "yield", "discount", "premium", "decline", "maturity"}
+_ACRONYMS = {"nre": "NRE", "hbm": "HBM", "pue": "PUE", "ocs": "OCS", "ip": "IP", "nic": "NIC", "gpu": "GPU",
+             "nvlink": "NVLink", "tco": "TCO"}
+
+
+def _catalog_unit(base: str) -> str:
+    """The catalog's unit for a constant when it is short enough for a column (many are a sentence)."""
+    try:
+        from tokenfab.catalog import constants
+        unit = str(constants().get(base, {}).get("unit") or "")
+    except Exception:   # a report of a stored run must render even where the catalog changed
+        return ""
+    unit = unit.split(" (")[0].split(";")[0].split(",")[0]
+    unit = unit.replace("USD", "$").replace("mm2", "mm²").replace("cm2", "cm²")
+    return unit if 0 < len(unit) <= 16 else ""
+
+
+def describe(cid: str) -> tuple[str, str]:
+    """(readable name, unit) of a constant id such as `mask_set_usd.n3` -> ("mask set, N3", "$"), inferred from
+    its words (unit suffixes `_usd`, `_w`, `_per_year`, ...) so every constant the summary names reads as words."""
+    if cid.startswith("price:"):
+        return f"price of {cid.removeprefix('price:')}", "$"
+    base, _, key = cid.partition(".")
+    if " " in base or not base:
+        return cid, ""
+    words = base.split("_")
+    i = next((k for k, w in enumerate(words) if k and (w in _UNIT_START or w == "per")), len(words))
+    name, rest = words[:i], words[i:]
+    segs: list[list[str]] = [[]]
+    for w in rest:
+        if w == "per":
+            segs.append([])
+        else:
+            segs[-1].append((_PER if len(segs) > 1 else _UNIT_START).get(w, w))
+    unit = "/".join(" ".join(s) for s in segs) if rest else ""
+    fraction = any(w in _FRACTION for w in name)
+    if unit.startswith("/"):   # "per X" with no quantity before it
+        unit = "fraction" + unit if fraction else _catalog_unit(base)
+        if not unit:   # "chips per GPU": the "per" belongs to the name
+            name = words
+    unit = unit or _catalog_unit(base) or ("fraction" if fraction else "")
+    label = " ".join(_ACRONYMS.get(w, w) for w in name)
+    if key:
+        label += ", " + (key.upper() if key[:1] == "n" and key[1:].isdigit() else key.replace("_", " "))
+    return label, unit
+
+
+def readable(cid: str) -> str:
+    """A constant id as a label with its unit in brackets, for tables and axis ticks."""
+    name, unit = describe(cid)
+    return f"{name} ({unit})" if unit else name
+
+
+def _style(fig: go.Figure) -> go.Figure:
+    fig.update_layout(font={"size": FONT_PX}, title_font={"size": FONT_PX + 4}, hoverlabel={"font_size": FONT_PX})
+    fig.update_xaxes(automargin=True)
+    fig.update_yaxes(automargin=True)   # larger tick labels must push the axis title out, not under the plot
+    return fig
+
+
+def _positive(values: list[float]) -> list[float]:
+    return [v for v in values if isinstance(v, int | float) and 0 < v < math.inf] or [1.0]
+
+
+def log_axis(values: list[float], tickformat: str, **extra: Any) -> dict[str, Any]:
+    """A log axis whose labels all carry their full value (1-2-5 steps over a short span, whole decades over a
+    long one; other minor ticks unlabelled): plotly's default labels the 2s and 5s with a bare digit, so $0.3
+    could read as 3."""
+    pos = _positive(values)
+    lo, hi = math.floor(math.log10(min(pos))), math.ceil(math.log10(max(pos)))
+    steps = (1, 2, 5) if hi - lo <= 2 else (1,)
+    ticks = [m * 10.0 ** k for k in range(lo, hi + 1) for m in steps]
+    return {"type": "log", "tickvals": ticks, "tickformat": tickformat, "ticks": "outside",
+            "minor": {"dtick": "D1", "ticks": "outside", "ticklen": 3, "showgrid": True}, **extra}
+
+
+def _dollar_format(values: list[float]) -> str:
+    """Full-value dollar ticks with enough decimals for the smallest decade the values reach."""
+    low = min(_positive(values))
+    return f"$,.{max(0, -math.floor(math.log10(low)))}~f"
 
 
 def pareto(s: dict[str, Any]) -> go.Figure:
@@ -25,9 +112,14 @@ def pareto(s: dict[str, Any]) -> go.Figure:
                     "color": [p["tokens_per_j"] for p in sel], "coloraxis": "coloraxis"},
             text=[f"{p['label']} (speed floor {p['floor']:g} tok/s)" for p in sel],
             hovertemplate="%{text}<br>$%{x:.3f}/Mtok, %{y:.0f} tok/s/user<br>%{marker.color:.2f} tok/J<extra></extra>"))
+    xs = [p["usd_per_mtok"] for p in pts]
+    # legend in a row under the plot, colour bar alone on the right: the two never overlap
     fig.update_layout(title="Pareto front: $/Mtok vs per-user tokens/s (colour and size: tokens/J)",
-                      xaxis={"title": "$ per million output tokens", "type": "log"},
-                      yaxis={"title": "output tokens/s per user"}, coloraxis={"colorbar": {"title": "tok/J"}})
+                      xaxis=log_axis(xs, _dollar_format(xs), title="$ per million output tokens (log)"),
+                      yaxis={"title": "output tokens/s per user"},
+                      coloraxis={"colorbar": {"title": {"text": "tokens/J"}, "x": 1.02, "xanchor": "left"}},
+                      legend={"orientation": "h", "x": 0, "xanchor": "left", "y": -0.22, "yanchor": "top"},
+                      margin={"b": 110})
     return fig
 
 
@@ -60,8 +152,9 @@ def roofline(s: dict[str, Any]) -> go.Figure:
                                  text=[f"{o['class']}: {o['op']}" for o in sel],
                                  hovertemplate="%{text}<br>%{x:.1f} FLOP/B, %{y:.3s}FLOP/s<extra></extra>"))
     fig.update_layout(title=f"Roofline of {r['chip']} against the workload's operators",
-                      xaxis={"title": "arithmetic intensity (FLOP/byte)", "type": "log"},
-                      yaxis={"title": "attained FLOP/s", "type": "log"})
+                      xaxis=log_axis(xs, ",~g", title="arithmetic intensity (FLOP/byte, log)"),
+                      yaxis=log_axis([xs[0] * bw, peak, *(o["flops_per_s"] for o in ops)], "~s", exponentformat="SI",
+                                     title="attained throughput (FLOP/s, log)"))
     return fig
 
 
@@ -69,12 +162,13 @@ def tornado(s: dict[str, Any]) -> go.Figure:
     bars = list(reversed(s["tornado"]))
     base = bars[0]["base"] if bars else 0.0
     fig = go.Figure()
-    fig.add_trace(go.Bar(y=[b["constant"] for b in bars], x=[b["low"] - base for b in bars], base=base,
-                         orientation="h", name="constant at its low"))
-    fig.add_trace(go.Bar(y=[b["constant"] for b in bars], x=[b["high"] - base for b in bars], base=base,
-                         orientation="h", name="constant at its high"))
+    names = [readable(b["constant"]) for b in bars]
+    fig.add_trace(go.Bar(y=names, x=[b["low"] - base for b in bars], base=base, orientation="h",
+                         name="input at its low"))
+    fig.add_trace(go.Bar(y=names, x=[b["high"] - base for b in bars], base=base, orientation="h",
+                         name="input at its high"))
     fig.update_layout(barmode="overlay", title=f"Sensitivity of the custom chip's $/Mtok (nominal ${base:.3f})",
-                      xaxis={"title": "$ per million output tokens"})
+                      xaxis={"title": "$ per million output tokens", "tickprefix": "$"})
     return fig
 
 
@@ -88,6 +182,7 @@ def build_or_buy(s: dict[str, Any]) -> go.Figure:
         vals = [sc[key] for sc in st["scenarios"]]
         text = [sc["best_bought"] if best else st["options"]["custom"]["label"] for sc in st["scenarios"]]
         fig.add_trace(go.Bar(name=label, x=names, y=[v[1] for v in vals], text=text,
+                             textposition="outside" if best else "none",
                              error_y={"type": "data", "symmetric": False, "array": [v[2] - v[1] for v in vals],
                                       "arrayminus": [v[1] - v[0] for v in vals]},
                              hovertemplate="%{text}: $%{y:.3f}/Mtok<extra></extra>"))
@@ -100,4 +195,4 @@ def figures(s: dict[str, Any]) -> dict[str, go.Figure]:
     out = {"pareto": pareto(s), "breakdown": breakdown(s), "roofline": roofline(s), "tornado": tornado(s)}
     if s.get("study") and "error" not in s["study"]:
         out["build_or_buy"] = build_or_buy(s)
-    return out
+    return {name: _style(fig) for name, fig in out.items()}

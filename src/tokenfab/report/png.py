@@ -2,26 +2,43 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
-from tokenfab.report.figures import COMPONENTS
+from tokenfab.report.figures import COMPONENTS, FONT_PX, readable
+
+DPI = 110
 
 
 def write_pngs(s: dict[str, Any], folder: str | Path) -> list[Path]:
+    """The plots as PNGs in `folder`, text sized as the HTML report's, without touching Matplotlib's global rc."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    folder = Path(folder)
+    with plt.rc_context({"font.size": FONT_PX * 72 / DPI}):   # FONT_PX pixels at the dpi they are saved at
+        return _draw(s, Path(folder))
+
+
+def _draw(s: dict[str, Any], folder: Path) -> list[Path]:
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import EngFormatter, FuncFormatter, LogLocator, NullFormatter
+
+    def full_log(axis: Any, fmt: Any) -> None:
+        """Label whole decades with their full value and leave the minor ticks bare, never a lone '2' or '5'."""
+        axis.set_major_locator(LogLocator(base=10))
+        axis.set_major_formatter(fmt)
+        axis.set_minor_formatter(NullFormatter())
+
     folder.mkdir(parents=True, exist_ok=True)
     out = []
 
     def save(fig: Any, name: str) -> None:
         path = folder / f"{name}.png"
         fig.tight_layout()
-        fig.savefig(path, dpi=110)
+        fig.savefig(path, dpi=DPI)
         plt.close(fig)
         out.append(path)
 
@@ -32,7 +49,8 @@ def write_pngs(s: dict[str, Any], folder: str | Path) -> list[Path]:
                    c=[p["tokens_per_j"] for p in sel], label="custom" if custom else "catalog",
                    edgecolors=["k" if p["front"] else "none" for p in sel])
     ax.set_xscale("log")
-    ax.set(xlabel="$ per million output tokens", ylabel="output tokens/s per user", title="Pareto front")
+    full_log(ax.xaxis, FuncFormatter(lambda v, _: f"${v:,.{max(0, -math.floor(math.log10(v)))}f}"))
+    ax.set(xlabel="$ per million output tokens (log)", ylabel="output tokens/s per user", title="Pareto front")
     ax.legend()
     save(fig, "pareto")
 
@@ -59,14 +77,17 @@ def write_pngs(s: dict[str, Any], folder: str | Path) -> list[Path]:
         ax.scatter([o["intensity"] for o in sel], [o["flops_per_s"] for o in sel], marker=m, label=phase)
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set(xlabel="FLOP/byte", ylabel="FLOP/s", title=f"Roofline: {r['chip']}")
+    full_log(ax.xaxis, FuncFormatter(lambda v, _: f"{v:,g}"))
+    full_log(ax.yaxis, EngFormatter(sep=""))   # SI prefixes throughout: 1T, 10T, 1P
+    ax.set(xlabel="arithmetic intensity (FLOP/byte, log)", ylabel="attained throughput (FLOP/s, log)",
+           title=f"Roofline: {r['chip']}")
     ax.legend()
     save(fig, "roofline")
 
     bars = s["tornado"]
     fig, ax = plt.subplots(figsize=(7, 3.5))
     base = bars[0]["base"] if bars else 0.0
-    names = [b["constant"] for b in bars][::-1]
+    names = [readable(b["constant"]) for b in bars][::-1]
     ax.barh(names, [b["low"] - base for b in bars][::-1], left=base, label="low")
     ax.barh(names, [b["high"] - base for b in bars][::-1], left=base, label="high", alpha=0.7)
     ax.set(xlabel="$/Mtok", title="Sensitivity (tornado)")
