@@ -169,3 +169,35 @@ def test_the_data_fingerprint_follows_every_shipped_file(tmp_path, monkeypatch):
     after = catalog.fingerprint()
     catalog.fingerprint.cache_clear()
     assert before != after
+
+
+TINY = {"model_type": "llama", "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
+        "intermediate_size": 128, "vocab_size": 100}
+
+
+def test_a_model_folder_and_a_cached_hub_id_load(tmp_path, monkeypatch):
+    from tokenfab.model import load_model
+    folder = tmp_path / "Tiny-Llama"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(TINY))
+    assert load_model(str(folder)).name == "Tiny-Llama"
+    assert load_model(str(folder / "config.json")).name == "Tiny-Llama"
+    # the hub cache's layout: models--org--name/refs/main names the snapshot
+    repo = tmp_path / "hub" / "models--acme--Tiny-Llama"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("abc123")
+    (repo / "snapshots" / "abc123").mkdir(parents=True)
+    (repo / "snapshots" / "abc123" / "config.json").write_text(json.dumps({**TINY, "hidden_size": 128}))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    model = load_model("acme/Tiny-Llama")
+    assert model.name == "Tiny-Llama" and model.hidden == 128
+
+
+def test_a_model_that_is_nowhere_names_what_is_allowed(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    with pytest.raises(KeyError, match="Hugging Face id in the local cache"):
+        catalog.model_config("acme/not-cached")
+    with pytest.raises(KeyError, match="Hugging Face id in the local cache"):
+        catalog.model_config(str(tmp_path))            # a folder without a config.json
+    with pytest.raises(KeyError, match="not found"):
+        catalog.model_config(str(tmp_path / "missing.json"))

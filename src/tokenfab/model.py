@@ -375,6 +375,16 @@ def _shared_experts(cfg: dict[str, Any], mtype: str, experts: int) -> tuple[int,
 
 
 def load_model(model: str) -> ModelSpec:
-    """A zoo model by id, or any config.json by path."""
-    name = model if model in catalog.model_ids() else model.rsplit("/", 1)[-1].removesuffix(".json")
-    return model_from_config(catalog.model_config(model), name=name)
+    """A zoo model by id, a config.json or model folder by path, or a Hugging Face id in the local cache."""
+    return model_from_config(catalog.model_config(model), name=model_name(model))
+
+
+def model_name(model: str) -> str:
+    """What answers call a model: its zoo id, else its folder's or file's name (`.../Llama-3.1-8B/config.json`
+    and `meta-llama/Llama-3.1-8B` are both `Llama-3.1-8B`)."""
+    if model in catalog.model_ids():
+        return model
+    parts = [p for p in model.replace("\\", "/").split("/") if p]
+    if parts and parts[-1] == "config.json" and len(parts) > 1:
+        return parts[-2]
+    return parts[-1].removesuffix(".json") if parts else model

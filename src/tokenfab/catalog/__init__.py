@@ -77,18 +77,48 @@ def model_ids() -> tuple[str, ...]:
 
 
 def model_config(model: str) -> dict[str, Any]:
-    """A model's HF config.json: a zoo id, or a path to any config.json on disk."""
-    path = Path(model)
-    if model.endswith(".json") or path.is_file():
-        if not path.is_file():
-            raise UnknownIdError(f"model config file {model!r} not found")
-        try:
-            return json.loads(path.read_text())
-        except json.JSONDecodeError as err:
-            raise ValueError(f"model config {model!r} is not valid JSON: {err.msg} at line {err.lineno}") from None
-    if model not in model_ids():
-        raise UnknownIdError(f"model {model!r} unknown: allowed {', '.join(model_ids())} or a path to a config.json")
-    return json.loads((DATA / "models" / f"{model}.json").read_text())
+    """A model's HF config.json: a zoo id, a path to a config.json or to a model folder holding one, or a
+    Hugging Face id (`org/name`) already in the local hub cache (nothing is downloaded)."""
+    if model in model_ids():
+        return json.loads((DATA / "models" / f"{model}.json").read_text())
+    path = _config_path(model)
+    if path is None:
+        raise UnknownIdError(f"model {model!r} unknown: allowed {', '.join(model_ids())}, a path to a config.json or "
+                             "a model folder, or a Hugging Face id in the local cache (org/name)")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"model config {str(path)!r} is not valid JSON: {err.msg} at line {err.lineno}") from None
+
+
+def _config_path(model: str) -> Path | None:
+    """Where `model`'s config.json is on disk, if anywhere."""
+    path = Path(model).expanduser()
+    if path.is_dir():
+        return path / "config.json" if (path / "config.json").is_file() else None
+    if path.is_file():
+        return path
+    if model.endswith(".json"):
+        raise UnknownIdError(f"model config file {model!r} not found")
+    if model.count("/") == 1 and not model.startswith(("/", ".")):
+        return _hub_cached(model)
+    return None
+
+
+def _hub_cached(repo_id: str) -> Path | None:
+    """config.json of a Hugging Face repo in the local hub cache (`HF_HUB_CACHE`, else `HF_HOME`/hub, else
+    ~/.cache/huggingface/hub): the snapshot its `main` ref names, else the newest snapshot that has one."""
+    import os
+    hub = Path(os.environ.get("HF_HUB_CACHE")
+               or Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface")) / "hub")
+    repo = hub / ("models--" + repo_id.replace("/", "--"))
+    ref = repo / "refs" / "main"
+    if ref.is_file():
+        pinned = repo / "snapshots" / ref.read_text().strip() / "config.json"
+        if pinned.is_file():
+            return pinned
+    found = sorted((repo / "snapshots").glob("*/config.json"), key=lambda p: p.stat().st_mtime)
+    return found[-1] if found else None
 
 
 @cache
