@@ -1,9 +1,10 @@
-"""The design command's words for numbers that have none: a payback that never comes is said, not printed as inf."""
+"""`tokenfab design`: words for numbers that have none (a payback that never comes is said, not printed as inf),
+and one strict JSON object."""
 
 import math
 import re
 
-from tokenfab.cli_design import _payback_demand
+from tokenfab.cli.design import _payback_demand
 
 INF = math.inf
 

@@ -13,8 +13,7 @@ import typer
 if TYPE_CHECKING:
     from rich.console import Console
 
-# `--json` on every command that answers: here, not in cli.py, because cli_design's commands take it too and
-# cli.py imports cli_design
+# `--json` on every command that answers, beside the printer it switches to
 JsonOpt = Annotated[bool, typer.Option("--json", help="print the answer as one JSON object")]
 
 
