@@ -830,6 +830,9 @@ def _sniff(path: Path) -> str:
                 break
     if first.startswith("{"):
         return "mooncake"
+    if first.startswith("["):
+        raise WorkloadError(f"{path}: a JSON list (ShareGPT conversations?) has no arrival times, so it is not a "
+                            "trace; serve it with `tokenfab simulate --workload FILE --rate R`")
     header = next(csv.reader([first]), [])
     header = [h.strip() for h in header]
     if all(c in header for c in _AZURE_COLS):

@@ -26,8 +26,11 @@ def simulate(
     max_batch: Annotated[int | None, typer.Option(help="sequences in flight per replica")] = None,
     max_num_tokens: Annotated[int | None, typer.Option(help="token budget per step (chunked prefill)")] = None,
     workload: Annotated[str | None, typer.Option(
-        help="traffic: preset (chat, code, rag, reasoning, summarisation, agentic), workload YAML, or a trace "
-             "(Azure .csv, BurstGPT .csv, Mooncake .jsonl)")] = None,
+        help="traffic: preset (chat, code, rag, reasoning, summarisation, agentic), workload YAML, a trace "
+             "(Azure .csv, BurstGPT .csv, Mooncake .jsonl) or ShareGPT .json (with --rate or --concurrency)")] = None,
+    tokenizer: Annotated[str | None, typer.Option(
+        help="ShareGPT: count tokens with this Hugging Face tokenizer from the local cache "
+             "(default: about 4 characters per token)")] = None,
     input_len: Annotated[int | None, typer.Option(help="fixed prompt tokens (instead of --workload)")] = None,
     output_len: Annotated[int | None, typer.Option(help="fixed output tokens (instead of --workload)")] = None,
     rate: Annotated[float | None, typer.Option(help="Poisson arrivals, requests (sessions)/s for the cluster")] = None,
@@ -68,9 +71,10 @@ def simulate(
 
     def ms(v: float | None) -> float | None:
         return None if v is None else v / 1e3
-    def load() -> Any:   # the same stream each time it is built (seeded; a trace is reread)
-        return runner.traffic(workload, input_len, output_len, rate, concurrency, requests, seed,
-                              (ms(ttft_slo), ms(tpot_slo), slo_percentile))
+    slo = (ms(ttft_slo), ms(tpot_slo), slo_percentile)
+
+    def load() -> Any:   # the same stream each time it is built (seeded; a trace or dataset file is reread)
+        return runner.traffic(workload, input_len, output_len, rate, concurrency, requests, seed, slo, tokenizer)
     try:
         traffic = load()
         replica_pools = runner.pools(devices, dep, disaggregate, router)
@@ -93,9 +97,16 @@ def simulate(
                 Path(path).unlink(missing_ok=True)
         fail(f"every request was refused ({m['rejected']:,}): no prompt fits the KV cache of "
              f"{m.get('kv_capacity_tokens', 0):,.0f} tokens per replica; raise tp or lower the lengths")
+    if traffic.source is not None:
+        m["sharegpt"] = traffic.source
     if as_json:
         print_json(m)
         return
+    if traffic.source is not None:
+        c = m["sharegpt"]
+        out.print(f"ShareGPT {c['file']}: {c['kept']:,} of {c['records']:,} conversations kept by vLLM's filters, "
+                  f"served in a seeded shuffle, cycled; tokens: {c['tokens_counted_by']}",
+                  highlight=False, soft_wrap=True)
     _print_simulation(m, spec.name, chip.id, replica_pools)
 
 

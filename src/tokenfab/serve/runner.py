@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tokenfab import workload as wl
 from tokenfab.deployment import Deployment, DeploymentError
@@ -33,12 +34,14 @@ class Traffic:
     chunks: Iterable[wl.RequestTable]
     classes: list[ClassInfo]
     requests: int | None     # None = the whole trace
+    source: dict[str, Any] | None = None   # what a dataset file gave (ShareGPT: records, pairs kept, token counting)
 
 
 def traffic(workload: str | None, input_len: int | None, output_len: int | None, rate: float | None,
-            concurrency: int | None, requests: int, seed: int, slo: tuple[float | None, float | None, float | None]
-            ) -> Traffic:
-    """Resolve `--workload PRESET|file.yaml|trace` or `--input-len/--output-len` into a request stream."""
+            concurrency: int | None, requests: int, seed: int, slo: tuple[float | None, float | None, float | None],
+            tokenizer: str | None = None) -> Traffic:
+    """Resolve `--workload PRESET|file.yaml|trace|sharegpt.json` or `--input-len/--output-len` into a request
+    stream. `tokenizer` counts a ShareGPT file's tokens (default: about 4 characters per token)."""
     if rate is not None and rate <= 0:
         raise RunError(f"--rate = {rate:g}: the arrival rate must be > 0 requests/s")
     if concurrency is not None and concurrency < 1:
@@ -53,7 +56,13 @@ def traffic(workload: str | None, input_len: int | None, output_len: int | None,
     if pct is not None and not 0 < pct <= 100:
         raise RunError(f"--slo-percentile = {pct:g}: allowed 0 < p <= 100")
     override = ClassInfo("all", ttft, tpot, pct) if pct is not None else None
+    from tokenfab import sharegpt
+    is_sharegpt = workload is not None and sharegpt.looks_like_sharegpt(workload)
+    if tokenizer is not None and not is_sharegpt:
+        raise RunError("--tokenizer counts the tokens of a ShareGPT --workload file, and this run has none")
     try:
+        if is_sharegpt:
+            return _sharegpt_traffic(str(workload), tokenizer, rate, concurrency, requests, seed, override)
         if workload is None:
             if input_len is None or output_len is None:
                 raise RunError("give --workload PRESET|FILE, or both --input-len and --output-len")
@@ -73,6 +82,20 @@ def traffic(workload: str | None, input_len: int | None, output_len: int | None,
         raise RunError(str(err)) from None
     classes = [_class_info(c) if override is None else ClassInfo(c.name, ttft, tpot, pct) for c in mix.classes]
     return Traffic(mix.chunks(requests, seed), classes, requests)
+
+
+def _sharegpt_traffic(path: str, tokenizer: str | None, rate: float | None, concurrency: int | None, requests: int,
+                      seed: int, override: ClassInfo | None) -> Traffic:
+    """`requests` single-turn requests from a ShareGPT file's conversations, Poisson at `rate` or closed loop at
+    `concurrency` (the file has no arrival times); one class, "sharegpt", unless an SLO percentile overrides it."""
+    from tokenfab import sharegpt
+    if rate is None and concurrency is None:
+        raise RunError(f"--workload {path}: a ShareGPT file has no arrival times; give --rate R (Poisson requests/s) "
+                       "or --concurrency N")
+    conversations = sharegpt.read_sharegpt(path, tokenizer)
+    arrival = wl.Poisson(rate) if rate is not None else wl.Closed(concurrency or 1)
+    return Traffic(conversations.chunks(requests, seed, arrival), [override or ClassInfo("sharegpt")], requests,
+                   conversations.summary())
 
 
 def _with_load(mix: wl.Workload, rate: float | None, concurrency: int | None) -> wl.Workload:
