@@ -4,7 +4,7 @@ are screened and a top K exists.
 Target >= 0.9. Run: .venv/bin/python benchmarks/bench_tiers.py [K]
 
 Three figures, all printed:
-- raw: the top K by screen $/Mtok, as `design --top-k K` simulates them;
+- raw: the top K by screen $/Mtok, as `design --top K` simulates them;
 - within each group (catalog, custom): the raw top K mixes cheap catalog fleets with custom chips whose
   NRE sets them apart, and that block structure alone lifts Spearman; within a group it cannot;
 - distinct: the top K designs whose screen $/Mtok are at least DISTINCT apart (near-copies that differ

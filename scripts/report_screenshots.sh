@@ -44,8 +44,8 @@ deployment: {tp: [1, 2], pp: [1], weight_precision: [fp8], kv_precision: [fp8], 
 EOF
 
 echo "design report -> $out/design-report.html"
-"$tokenfab" design --problem "$work/design.yaml" --exhaustive --top-k 3 --sim-requests 300 --samples 50 --jobs 1 \
-    --db "$work/design.duckdb" --report "$out/design-report.html" >"$work/design.log" 2>&1 \
+"$tokenfab" design --problem "$work/design.yaml" --exhaustive --top 3 --sim-requests 300 --samples 50 --jobs 1 \
+    --store "$work/design.duckdb" --report "$out/design-report.html" >"$work/design.log" 2>&1 \
     || { tail -n 5 "$work/design.log" >&2; exit 1; }
 
 echo "fleet report -> $out/fleet-report.html"

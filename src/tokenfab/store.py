@@ -104,7 +104,7 @@ class Store:
                     raise
                 # not a DuckDB file (corrupt, truncated, something else): say so, and leave it as it is
                 raise StoreError(f"store {str(self.path)!r} is not a readable DuckDB file; move it aside or name "
-                                 "another with --db / --store") from None
+                                 "another with --store") from None
         try:
             con.execute(_SCHEMA)
             yield con
@@ -119,15 +119,26 @@ class Store:
 
     # -- runs -------------------------------------------------------------------------------------
 
-    def start_run(self, kind: str, config: dict) -> str:
-        """Create the run, or find it again: the same (kind, config) resumes the same run id."""
+    def start_run(self, kind: str, config: dict, fresh: bool = False) -> str:
+        """Create the run, or find it again: the same (kind, config) resumes the same run id. `fresh` starts it
+        over instead: the points and summary stored under the id are dropped (in one transaction with the new
+        record), for a caller that recomputes rather than trusts them."""
         run_id = run_id_for(kind, config)
         with self._connect() as con:
-            con.execute(
-                "INSERT INTO runs (id, kind, config, status, created) VALUES (?, ?, ?, 'running', ?) "
-                "ON CONFLICT (id) DO NOTHING",
-                [run_id, kind, _dumps(config), _now()],
-            )
+            con.execute("BEGIN TRANSACTION")
+            try:
+                if fresh:
+                    con.execute("DELETE FROM points WHERE run_id = ?", [run_id])
+                    con.execute("DELETE FROM runs WHERE id = ?", [run_id])
+                con.execute(
+                    "INSERT INTO runs (id, kind, config, status, created) VALUES (?, ?, ?, 'running', ?) "
+                    "ON CONFLICT (id) DO NOTHING",
+                    [run_id, kind, _dumps(config), _now()],
+                )
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
         return run_id
 
     def finish_run(self, run_id: str, summary: dict) -> None:

@@ -41,7 +41,7 @@ def test_every_option_of_every_command_says_what_it_is():
       "--samples", "200"], "usd_per_mtok_out"),
     (["breakeven", "--design", "inference-hbm", "--model", "llama-3.1-8b", "--input-len", "1024", "--output-len",
       "256", "--samples", "200"], "break_even_years"),
-    (["results", "--db", "{tmp}/none.duckdb"], "runs"),
+    (["results", "--store", "{tmp}/none.duckdb"], "runs"),
     (["predict", "--scenario", "memcopy", "--hardware", "h200"], "predicted"),
 ])
 def test_every_answering_command_prints_one_strict_json_object(tmp_path, args, key, strict_json):
@@ -64,3 +64,27 @@ def test_number_flags_must_be_finite_and_sensible(args, needle):
     r = runner.invoke(app, args)
     assert r.exit_code == 2
     assert needle in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_one_name_per_idea_across_commands(tmp_path):
+    """The store is --store, the traffic --workload, the best N --top on every command; the older spellings still
+    parse but --help lists one name. Token lengths are floats (means) wherever they are taken."""
+    import typer.main
+
+    from tokenfab.cli.options import HIDDEN_ALIASES
+    cmd = typer.main.get_command(app)
+    opts = {name: {o: p for p in sub.params for o in p.opts} for name, sub in cmd.commands.items()}
+    for name in ("design", "fleet", "results"):
+        assert "--store" in opts[name] and opts[name]["--store"].default.name == "tokenfab.duckdb", name
+        assert "--db" not in runner.invoke(app, [name, "--help"]).stdout
+    assert "--workload" in opts["design"] and "--workload" in opts["tco"] and "--workload" in opts["simulate"]
+    assert "--top" in opts["design"] and "--top" in opts["compare"]
+    for name, by_opt in opts.items():
+        for alias in HIDDEN_ALIASES & set(by_opt):
+            assert by_opt[alias].opts[0] not in HIDDEN_ALIASES, (name, alias)   # an alias is never the name
+        for flag in ("--input-len", "--output-len"):
+            # simulate's are fixed per-request lengths of generated traffic, whole tokens (not a mean)
+            if flag in by_opt and name != "simulate":
+                assert by_opt[flag].type_descriptor.annotation is float, (name, flag)
+    r = runner.invoke(app, ["results", "--db", str(tmp_path / "none.duckdb"), "--json"])
+    assert r.exit_code == 0 and '"store"' in r.stdout

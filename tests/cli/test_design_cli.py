@@ -1,6 +1,7 @@
 """`tokenfab design`: words for numbers that have none (a payback that never comes is said, not printed as inf),
-and one strict JSON object."""
+one strict JSON object, and a stored run reused unless --fresh."""
 
+import json
 import math
 import re
 
@@ -20,13 +21,9 @@ def test_payback_demand_in_words():
         assert not re.search(r"\b(inf|nan)\b", text, re.IGNORECASE), text
 
 
-def test_design_json_is_one_strict_object(tmp_path):
-    import json
-
+def _tiny_problem(tmp_path):
+    """A four-chip problem: the whole design run in a few seconds."""
     import yaml
-    from typer.testing import CliRunner
-
-    from tokenfab.cli import app
     problem = {
         "traffic": {"mix": {"chat": 1.0}}, "models": ["llama-3.1-8b"], "assign": {},
         "demand_output_tokens_per_day": 2.0e10, "utilisation": 0.7, "template": "inference-hbm",
@@ -38,12 +35,60 @@ def test_design_json_is_one_strict_object(tmp_path):
     }
     path = tmp_path / "small.yaml"
     path.write_text(yaml.safe_dump(problem))
-    r = CliRunner().invoke(app, ["design", "--problem", str(path), "--exhaustive", "--top-k", "3", "--sim-requests",
-                                 "300", "--samples", "50", "--jobs", "1", "--db", str(tmp_path / "r.duckdb"),
-                                 "--report", str(tmp_path / "r.html"), "--json"])
+    return path
+
+
+def _design(tmp_path, *extra):
+    from typer.testing import CliRunner
+
+    from tokenfab.cli import app
+    return CliRunner().invoke(app, ["design", "--problem", str(_tiny_problem(tmp_path)), "--exhaustive", "--top", "3",
+                                    "--sim-requests", "300", "--samples", "50", "--jobs", "1", "--report",
+                                    str(tmp_path / "r.html"), *extra])
+
+
+def test_design_json_is_one_strict_object(tmp_path):
+    # --db: the store's older name, still taken (the help lists --store only)
+    r = _design(tmp_path, "--db", str(tmp_path / "r.duckdb"), "--json")
     assert r.exit_code == 0, r.output
 
     def refuse(name):
         raise AssertionError(f"{name} in --json output")
     summary = json.loads(r.stdout, parse_constant=refuse)
     assert isinstance(summary, dict) and summary["custom"]["label"] and len(summary["custom_band"]) == 3
+
+
+def test_a_stored_run_is_reused_and_fresh_recomputes_it(tmp_path, monkeypatch):
+    """The run id covers the question, the version and the data: the same design again reads its points back
+    (and says so); --fresh evaluates every point again and replaces the stored run."""
+    from tokenfab.search import run
+    from tokenfab.store import Store
+    evaluated = []
+
+    def counting(task):
+        evaluated.append(task[2])
+        return evaluate(task)
+    evaluate = run.eval_task
+    monkeypatch.setattr(run, "eval_task", counting)
+    db = tmp_path / "r.duckdb"
+    first = _design(tmp_path, "--store", str(db))
+    assert first.exit_code == 0, first.output
+    computed = len(evaluated)
+    assert computed > 4 and "computed:" in first.stdout
+    (stored,) = Store(db).runs()
+
+    evaluated.clear()
+    again = _design(tmp_path, "--store", str(db))
+    assert again.exit_code == 0, again.output
+    assert evaluated == [] and "reused the stored run" in again.stdout and "--fresh recomputes" in again.stdout
+
+    fresh = _design(tmp_path, "--store", str(db), "--fresh", "--json")
+    assert fresh.exit_code == 0, fresh.output
+    assert len(evaluated) == computed
+    summary = json.loads(fresh.stdout)
+    assert summary["stored"] == {"fresh": True, "points_reused": 0, "points_computed": stored["points"]}
+    (replaced,) = Store(db).runs()
+    assert replaced["id"] == stored["id"] == summary["run_id"] and replaced["points"] == stored["points"]
+    assert replaced["status"] == "done"
+    words = _design(tmp_path, "--store", str(db), "--fresh")
+    assert words.exit_code == 0 and "recomputed: --fresh" in words.stdout

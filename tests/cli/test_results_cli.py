@@ -22,9 +22,9 @@ def test_fleet_and_results_json(tmp_path, strict_json):
     assert r.exit_code == 0, r.output
     fleet = strict_json(r.stdout)
     assert fleet["scenarios"][0]["total_cost_usd"] > 0 and len(fleet["base_plan"]["usd_per_mtok"]) == 6
-    listed = strict_json(runner.invoke(app, ["results", "--db", str(db), "--json"]).stdout)
+    listed = strict_json(runner.invoke(app, ["results", "--store", str(db), "--json"]).stdout)
     assert [run["id"] for run in listed["runs"]] == [fleet["run_id"]]
     csv = tmp_path / "p.csv"
-    shown = strict_json(runner.invoke(app, ["results", fleet["run_id"], "--db", str(db), "--export", str(csv),
+    shown = strict_json(runner.invoke(app, ["results", fleet["run_id"], "--store", str(db), "--export", str(csv),
                                             "--json"]).stdout)
     assert shown["points"] == fleet["rows"] and shown["export"] == str(csv) and csv.stat().st_size > 0

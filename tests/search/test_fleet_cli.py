@@ -159,3 +159,66 @@ def test_a_negative_custom_cost_is_one_line(tmp_path: Path) -> None:
     assert res.exit_code == 2
     assert "software_usd_per_year" in res.stderr and len(res.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "r.duckdb").exists()
+
+
+def _two_plans(tmp_path: Path) -> tuple[Path, Path]:
+    a, b = tmp_path / "east.yaml", tmp_path / "west.yaml"
+    a.write_text(yaml.safe_dump(tiny(name="east", months=6, scenarios=[])))
+    b.write_text(yaml.safe_dump(tiny(name="west", months=6, scenarios=[{"name": "cheap", "gpu_price": -0.3}])))
+    return a, b
+
+
+def test_several_plans_in_one_call_are_one_run_and_one_report_each(tmp_path: Path) -> None:
+    import json
+    a, b = _two_plans(tmp_path)
+    db = tmp_path / "r.duckdb"
+    res = runner.invoke(app, ["fleet", str(a), str(b), "--store", str(db), "--cache", str(tmp_path / "cache"),
+                              "--no-bargaining", "--json"])
+    assert res.exit_code == 0, res.output
+    answer = json.loads(res.stdout)
+    assert list(answer) == ["plans"] and [p["plan"] for p in answer["plans"]] == ["east", "west"]
+    assert [len(p["scenarios"]) for p in answer["plans"]] == [1, 2]
+    assert [p["report"] for p in answer["plans"]] == [str(tmp_path / "east-report.html"),
+                                                      str(tmp_path / "west-report.html")]
+    assert all(Path(p["report"]).stat().st_size > 0 for p in answer["plans"])
+    runs = {r["id"]: r for r in Store(db).runs()}
+    assert sorted(runs) == sorted(p["run_id"] for p in answer["plans"])
+    assert all(runs[p["run_id"]]["points"] == p["rows"] for p in answer["plans"])
+    # the terminal: each plan's tables and its own stored-run line
+    res = runner.invoke(app, ["fleet", str(a), str(b), "--store", str(db), "--cache", str(tmp_path / "cache"),
+                              "--no-bargaining"])
+    assert res.exit_code == 0, res.output
+    assert "fleet plan east" in res.stdout and "fleet plan west" in res.stdout
+    assert res.stdout.count("stored run ") == 2 and res.stdout.index("east-report") < res.stdout.index("west-report")
+
+
+@pytest.mark.parametrize("second, needle", [
+    (None, "cannot read: No such file or directory"),
+    ("name: [unclosed", "not valid YAML"),
+    ("name: x\nmodel: llama-3.1-8b\n", "start"),
+    (yaml.safe_dump(tiny(months=6, scenarios=[], hardware={"rent": [{"id": "h100-sxm", "available": 10}]})),
+     "infeasible: demand 'chat'"),   # read well, solved after the first plan: still nothing written
+])
+def test_one_bad_plan_of_several_writes_nothing(tmp_path: Path, second: str | None, needle: str) -> None:
+    a, _ = _two_plans(tmp_path)
+    bad = tmp_path / "bad.yaml"
+    if second is not None:
+        bad.write_text(second)
+    db = tmp_path / "r.duckdb"
+    res = runner.invoke(app, ["fleet", str(a), str(bad), "--store", str(db), "--cache", str(tmp_path / "cache"),
+                              "--no-bargaining"])
+    assert res.exit_code == 2, res.output
+    lines = res.stderr.strip().splitlines()   # before it, a solved plan's progress lines
+    assert [ln for ln in lines if ln.startswith("error:")] == lines[-1:], res.stderr
+    assert lines[-1].startswith(f"error: {bad}: ") and needle in lines[-1], res.stderr
+    assert not db.exists() and not list(tmp_path.glob("*.html")) and not list(tmp_path.glob("*.part"))
+
+
+def test_several_plans_refuse_one_report_path_and_a_plan_given_twice(tmp_path: Path) -> None:
+    a, b = _two_plans(tmp_path)
+    db = tmp_path / "r.duckdb"
+    for args, needle in ((["--report", str(tmp_path / "r.html"), str(a), str(b)], "--report"),
+                         ([str(a), str(a)], "given twice")):
+        res = runner.invoke(app, ["fleet", *args, "--store", str(db)])
+        assert res.exit_code == 2 and needle in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    assert not db.exists() and not list(tmp_path.glob("*.html"))

@@ -41,13 +41,13 @@ def _cli(args: list[str]) -> list[str]:
 
 
 def test_resume_after_sigkill_equals_uninterrupted_run(small_file, tmp_path):
-    args = ["--problem", str(small_file), "--exhaustive", "--top-k", "3", "--sim-requests", "300", "--samples",
+    args = ["--problem", str(small_file), "--exhaustive", "--top", "3", "--sim-requests", "300", "--samples",
             "50", "--jobs", "1"]
     clean = tmp_path / "clean.duckdb"
-    subprocess.run(_cli([*args, "--db", str(clean), "--report", str(tmp_path / "a.html")]), check=True,
+    subprocess.run(_cli([*args, "--store", str(clean), "--report", str(tmp_path / "a.html")]), check=True,
                    capture_output=True)
     db = tmp_path / "killed.duckdb"
-    proc = subprocess.Popen(_cli([*args, "--db", str(db), "--report", str(tmp_path / "b.html")]),
+    proc = subprocess.Popen(_cli([*args, "--store", str(db), "--report", str(tmp_path / "b.html")]),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     store = Store(db)
     deadline = time.monotonic() + 120
@@ -61,7 +61,7 @@ def test_resume_after_sigkill_equals_uninterrupted_run(small_file, tmp_path):
     partial = store.runs()[0]["points"]
     full = Store(clean).runs()[0]["points"]
     assert 0 < partial < full, "the kill landed after the run finished; nothing was resumed"
-    subprocess.run(_cli([*args, "--db", str(db), "--report", str(tmp_path / "b.html")]), check=True,
+    subprocess.run(_cli([*args, "--store", str(db), "--report", str(tmp_path / "b.html")]), check=True,
                    capture_output=True)
     (a,), (b,) = Store(clean).runs(), store.runs()
     assert a["id"] == b["id"] and b["status"] == "done"
@@ -88,7 +88,7 @@ def test_infeasible_question_exits_2_and_leaves_store_unchanged(tmp_path, small_
     path = tmp_path / "p.yaml"
     path.write_text(yaml.safe_dump(raw))
     db = tmp_path / "r.duckdb"
-    res = CliRunner().invoke(app, ["design", "--problem", str(path), "--db", str(db), "--exhaustive", "--jobs", "1",
+    res = CliRunner().invoke(app, ["design", "--problem", str(path), "--store", str(db), "--exhaustive", "--jobs", "1",
                                    "--report", str(tmp_path / "r.html")])
     assert res.exit_code == 2, res.output
     lines = [ln for ln in res.output.splitlines() if ln.startswith("error:")]
@@ -97,13 +97,15 @@ def test_infeasible_question_exits_2_and_leaves_store_unchanged(tmp_path, small_
 
 
 @pytest.mark.parametrize("args, needle", [
-    (["--traffic", "chat+nosuch"], "preset 'nosuch' unknown"),
+    (["--workload", "chat+nosuch"], "preset 'nosuch' unknown"),
+    (["--traffic", "chat+nosuch"], "preset 'nosuch' unknown"),   # the older name, still taken
+    (["--top-k", "2"], "--top = 2: at least 3"),
     (["--node", "n1"], "constraints.node"),
     (["--backend", "spark"], "--backend"),
 ])
 def test_bad_flags_exit_2(tmp_path, args, needle):
     db = tmp_path / "r.duckdb"
-    res = CliRunner().invoke(app, ["design", "--db", str(db), *args])
+    res = CliRunner().invoke(app, ["design", "--store", str(db), *args])
     assert res.exit_code == 2 and needle in res.output
     assert not db.exists()
 
@@ -112,13 +114,13 @@ def test_results_lists_and_exports(small_file, tmp_path):
     db = tmp_path / "r.duckdb"
     design(DesignProblem.load(small_file), Store(db), OPTS, jobs=1)
     runner = CliRunner()
-    res = runner.invoke(app, ["results", "--db", str(db)])
+    res = runner.invoke(app, ["results", "--store", str(db)])
     assert res.exit_code == 0 and "design" in res.output and "done" in res.output
     rid = Store(db).runs()[0]["id"]
     for ext in ("parquet", "csv"):
-        res = runner.invoke(app, ["results", rid[:6], "--db", str(db), "--export", str(tmp_path / f"p.{ext}")])
+        res = runner.invoke(app, ["results", rid[:6], "--store", str(db), "--export", str(tmp_path / f"p.{ext}")])
         assert res.exit_code == 0 and (tmp_path / f"p.{ext}").stat().st_size > 0
-    res = runner.invoke(app, ["results", "zzzz", "--db", str(db)])
+    res = runner.invoke(app, ["results", "zzzz", "--store", str(db)])
     assert res.exit_code == 2
 
 

@@ -144,7 +144,7 @@ def test_bad_study_fields_give_one_line_and_exit_2(tmp_path, small_raw, change, 
         DesignProblem.load(path)
     assert field in str(e.value) and "\n" not in str(e.value)
     db = tmp_path / "r.duckdb"
-    res = CliRunner().invoke(app, ["design", "--problem", str(path), "--db", str(db), "--jobs", "1",
+    res = CliRunner().invoke(app, ["design", "--problem", str(path), "--store", str(db), "--jobs", "1",
                                    "--report", str(tmp_path / "r.html")])
     assert res.exit_code == 2
     lines = [ln for ln in res.output.splitlines() if ln.startswith("error:")]

@@ -10,9 +10,12 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+import click
 import typer
+from typer.core import TyperCommand
 
 from tokenfab.cli.io import fail
+from tokenfab.cli.options import HIDDEN_ALIASES
 
 
 class App(typer.Typer):
@@ -34,12 +37,28 @@ class App(typer.Typer):
             gc.enable()
 
     def command(self, *args: Any, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        kwargs.setdefault("cls", _Command)
         register = super().command(*args, **kwargs)
 
         def decorator(f: Callable[..., Any]) -> Callable[..., Any]:
             register(_collecting(f))
             return f
         return decorator
+
+
+class _Command(TyperCommand):
+    """A command whose `--help` lists each option under its one current name: an older spelling kept as an alias
+    (`--db` for `--store`, see `options.HIDDEN_ALIASES`) still parses, but is not shown."""
+
+    def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        saved = [(p, p.opts) for p in self.params]
+        for p, opts in saved:
+            p.opts = [o for o in opts if o not in HIDDEN_ALIASES] or opts
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            for p, opts in saved:
+                p.opts = opts
 
 
 def _collecting(command: Callable[..., Any]) -> Callable[..., Any]:

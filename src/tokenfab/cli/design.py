@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from tokenfab.cli.io import JsonOpt, check_output, err, fail, out, print_json, titled
+from tokenfab.cli.options import STORE_DEFAULT, StoreOpt
 
 
 def _payback_demand(d: list[float]) -> str:
@@ -143,7 +144,9 @@ def print_study(st: dict[str, Any]) -> None:
 
 def design(
     problem: Annotated[str | None, typer.Option("--problem", help="problem YAML (default: the embedded one)")] = None,
-    traffic: Annotated[str | None, typer.Option(help="presets joined by + (chat+rag) or a workload YAML")] = None,
+    workload: Annotated[str | None, typer.Option("--workload", "--traffic",
+                                                 help="traffic: presets joined by + (chat+rag) or a workload YAML")]
+    = None,
     model: Annotated[list[str] | None, typer.Option("--model", help="model id (repeat for several)")] = None,
     demand: Annotated[float | None, typer.Option(help="output tokens per day over the whole mix")] = None,
     node: Annotated[str | None, typer.Option(help="process node of the custom chip")] = None,
@@ -153,10 +156,13 @@ def design(
     seed: Annotated[int, typer.Option(help="search seed")] = 0,
     max_chips: Annotated[int | None, typer.Option(help="most custom chips to evaluate")] = None,
     exhaustive: Annotated[bool, typer.Option(help="evaluate every custom chip of the space")] = False,
-    top_k: Annotated[int, typer.Option(help="candidates simulated in tier 2")] = 12,
+    top: Annotated[int, typer.Option("--top", "--top-k", help="the best N candidates (custom and catalog) simulated "
+                                                             "in tier 2")] = 12,
     sim_requests: Annotated[int, typer.Option(help="requests per simulation")] = 1500,
     samples: Annotated[int, typer.Option(help="Monte Carlo samples for the bands")] = 1000,
-    db: Annotated[Path, typer.Option(help="results store")] = Path("tokenfab.duckdb"),
+    store: StoreOpt = STORE_DEFAULT,
+    fresh: Annotated[bool, typer.Option("--fresh", help="recompute every point even where the store holds this run "
+                                                        "(its stored points are replaced)")] = False,
     backend: Annotated[str, typer.Option(help="local or ray")] = "local",
     address: Annotated[str | None, typer.Option(help="Ray cluster address (default: start a local one)")] = None,
     jobs: Annotated[int | None, typer.Option(help="worker processes")] = None,
@@ -182,26 +188,26 @@ def design(
 
     check_output("--report", report)
     check_output("--png", png, folder=True)
-    check_output("--db", db)
+    check_output("--store", store)
     from tokenfab.store import StoreError
     try:
-        Store(db).check()
+        Store(store).check()
     except StoreError as e:
         fail(str(e))
     if backend not in BACKENDS:
         fail(f"--backend {backend!r}: allowed {', '.join(BACKENDS)}")
-    for name, value, low in (("--top-k", top_k, 3), ("--sim-requests", sim_requests, 100), ("--samples", samples, 10)):
+    for name, value, low in (("--top", top, 3), ("--sim-requests", sim_requests, 100), ("--samples", samples, 10)):
         if value < low:
             fail(f"{name} = {value}: at least {low}")
     if max_chips is not None and max_chips < 1:
         fail(f"--max-chips = {max_chips}: at least 1")
     try:
-        prob = DesignProblem.load(problem, traffic=traffic, models=model or None,
+        prob = DesignProblem.load(problem, traffic=workload, models=model or None,
                                   demand_output_tokens_per_day=demand, node=node, power_w=power_w,
                                   max_chiplets=max_chiplets, budget_usd=budget_usd)
     except DesignInputError as e:
         fail(str(e))
-    opts = SearchOptions(seed=seed, budget=max_chips, exhaustive=exhaustive, top_k=top_k, sim_requests=sim_requests,
+    opts = SearchOptions(seed=seed, budget=max_chips, exhaustive=exhaustive, top_k=top, sim_requests=sim_requests,
                          samples=samples)
     start = time.monotonic()
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -218,7 +224,7 @@ def design(
             bar.update(tasks[stage], completed=done, total=total, rate=f"{rate:,.1f}/s")
 
         try:
-            summary = run_design(prob, Store(db), opts, backend, address, jobs, progress)
+            summary = run_design(prob, Store(store), opts, backend, address, jobs, progress, fresh=fresh)
         except (DesignInputError, BackendError) as e:
             fail(str(e))
     from tokenfab.report import write_html, write_pngs
@@ -229,4 +235,18 @@ def design(
         print_json(summary)
         return
     print_answer(summary)
-    out.print(f"report: {report}  (run {summary['run_id']} in {db}; {time.monotonic() - start:.0f} s)")
+    out.print(f"report: {report}  (run {summary['run_id']} in {store}; {time.monotonic() - start:.0f} s)")
+    out.print(stored_line(summary["stored"]))
+
+
+def stored_line(st: dict[str, Any]) -> str:
+    """What the store gave the run: a rerun of a stored question reads its points back instead of recomputing
+    them, which the user should know (and how to force a recompute)."""
+    if st["fresh"]:
+        return f"recomputed: --fresh, {st['points_computed']:,} points evaluated again (the stored run replaced)"
+    if st["points_reused"] and not st["points_computed"]:
+        return (f"reused the stored run: {st['points_reused']:,} points read back, none recomputed "
+                "(--fresh recomputes)")
+    if st["points_reused"]:
+        return f"resumed the stored run: {st['points_reused']:,} points read back, {st['points_computed']:,} computed"
+    return f"computed: {st['points_computed']:,} points evaluated"

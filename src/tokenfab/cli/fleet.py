@@ -1,4 +1,8 @@
-"""`tokenfab fleet`: plan a fleet month by month under scenarios, store the run, write its report."""
+"""`tokenfab fleet`: plan fleets month by month under scenarios, store each plan's run, write its report.
+
+Several plans in one call are solved one after another, each its own run and report. Every plan is read and
+every plan solved before anything is written, so one bad or infeasible plan leaves the store and the reports as
+they were."""
 
 from __future__ import annotations
 
@@ -8,72 +12,149 @@ from typing import Annotated, Any
 import typer
 
 from tokenfab.cli.io import JsonOpt, check_output, err, fail, out, print_json
+from tokenfab.cli.options import STORE_DEFAULT, StoreOpt
 
 
 def fleet(
-    plan: Annotated[Path, typer.Argument(help="fleet plan YAML (examples/fleet/*.yaml)")],
+    plans: Annotated[list[Path], typer.Argument(
+        metavar="PLAN", help="fleet plan YAML, one or more (examples/fleet/*.yaml); each plan is solved and stored "
+                             "as its own run")],
     scenarios: Annotated[str | None, typer.Option(help="comma-separated scenario names of the plan or short forms "
                                                         "(gpu-price:-30, supply:0.5, slip:6, yield:0.7, "
                                                         "demand:high, power:0.8); default: all of the plan's")] = None,
-    store: Annotated[Path, typer.Option(help="DuckDB results store")] = Path("tokenfab.duckdb"),
-    report: Annotated[Path | None, typer.Option(help="HTML report (default: PLAN-report.html by the store)")] = None,
+    store: StoreOpt = STORE_DEFAULT,
+    report: Annotated[Path | None, typer.Option(help="HTML report of the one plan (default: PLAN-report.html by the "
+                                                     "store); refused with several plans, whose reports always go "
+                                                     "to PLAN-report.html by the store")] = None,
     cache: Annotated[Path | None, typer.Option(help="SLO-capacity cache folder")] = Path(".tokenfab-cache"),
     no_cache: Annotated[bool, typer.Option("--no-cache", help="recompute every SLO capacity")] = False,
     bargaining: Annotated[bool, typer.Option(help="bisect the GPU price at which a custom chip stops paying")] = True,
     as_json: JsonOpt = False,
 ) -> None:
     """Plan a fleet month by month (purchases, rentals, custom silicon, routing) under scenarios; prints a summary,
-    stores the run and writes the report section."""
-    import os
-    import tempfile
-
-    from tokenfab.report.fleet import fleet_html
-    from tokenfab.search.fleet import plan_fleet, rows, summary
+    stores the run and writes the report section. Several plans: one run and one report each; --json then prints
+    {"plans": [...]}, one object per plan as a single plan prints it."""
+    from tokenfab.search.fleet import plan_fleet
     from tokenfab.search.fleet_plan import FleetError
     check_output("--store", store)
-    check_output("--report", report)
+    if report is not None and len(plans) > 1:
+        fail(f"--report {str(report)!r}: names one file, and {len(plans)} plans were given; leave it out (each "
+             "report goes to PLAN-report.html by the store)")
+    names = [n.strip() for n in scenarios.split(",") if n.strip()] if scenarios is not None else None
+    specs = _load_plans(plans, names)
+    reports = [report or store.parent / f"{p.stem}-report.html" for p in plans]
+    _check_distinct(plans, reports)
+    for path in reports:
+        check_output("--report", path)
     from tokenfab.store import Store, StoreError
     try:
         Store(store).check()
     except StoreError as e:
         fail(str(e))
-    names = [n.strip() for n in scenarios.split(",") if n.strip()] if scenarios is not None else None
-    try:
-        result = plan_fleet(plan, names, cache_dir=None if no_cache else cache, bargaining=bargaining,
-                            progress=lambda m: err.print(f"  {m}", highlight=False, markup=False))
-    except FleetError as e:
-        fail(str(e))
-    data = rows(result)
-    title = f"fleet plan {result.plan.name}: {result.plan.model}, {result.plan.start} + {result.plan.months} months"
-    if not as_json:
-        _print_fleet(result, title)
-    page = fleet_html(title, data, result.plan.description or "")
-    report_path = report or store.parent / f"{plan.stem}-report.html"
-    folder = report_path.parent if str(report_path.parent) else Path(".")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(suffix=".html.part", dir=folder)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(page)
-        os.chmod(tmp, 0o644)
-    except OSError as e:
-        fail(f"--report {report_path}: cannot write: {e.strerror}")
-    try:
-        db = Store(store)
-        run_id = db.start_run("fleet", {"plan": str(plan), "name": result.plan.name,
-                                        "scenarios": [r.name for r in result.scenarios]})
-        db.write_points(run_id, data)
-        db.finish_run(run_id, {"base": {k: v for k, v in summary(result.base).items() if k != "shocks"},
-                               "bargaining": next((r for r in data if r["kind"] == "bargaining"), None)})
-    except Exception as e:  # noqa: BLE001 (the store is another module's; report its failure in one line)
-        os.unlink(tmp)
-        fail(f"--store {store}: {str(e).splitlines()[0]}")
-    os.replace(tmp, report_path)
+    results = []
+    for path, spec in zip(plans, specs, strict=True):
+        where = f"{path.stem}: " if len(plans) > 1 else ""
+        try:
+            results.append(plan_fleet(spec, names, cache_dir=None if no_cache else cache, bargaining=bargaining,
+                                      progress=lambda m, w=where: err.print(f"  {w}{m}", highlight=False,
+                                                                            markup=False)))
+        except FleetError as e:
+            fail(_named(path, e))
+    stored = _write(plans, results, reports, store)
+    answers = []
+    for result, (run_id, n_rows), path in zip(results, stored, reports, strict=True):
+        if as_json:
+            answers.append({**_fleet_json(result), "run_id": run_id, "rows": n_rows, "store": str(store),
+                            "report": str(path)})
+            continue
+        _print_fleet(result, _title(result))
+        out.print(f"stored run {run_id} ({n_rows} rows) in {store}; report {path}")
     if as_json:
-        print_json({**_fleet_json(result), "run_id": run_id, "rows": len(data), "store": str(store),
-                    "report": str(report_path)})
-        return
-    out.print(f"stored run {run_id} ({len(data)} rows) in {store}; report {report_path}")
+        print_json(answers[0] if len(answers) == 1 else {"plans": answers})
+
+
+def _named(path: Path, e: Exception) -> str:
+    """The error's one line, naming the plan file it is about (once: the plan reader names it already)."""
+    msg = str(e)
+    return msg if msg.startswith(f"{path}: ") else f"{path}: {msg}"
+
+
+def _check_distinct(plans: list[Path], reports: list[Path]) -> None:
+    """Two plans must not write one report (the same file twice, or two files of one name in other folders)."""
+    seen: dict[Path, Path] = {}
+    for plan, path in zip(plans, reports, strict=True):
+        key = path.resolve()
+        if key in seen:
+            first = seen[key]
+            if first.resolve() == plan.resolve():
+                fail(f"{plan}: given twice")
+            fail(f"{first} and {plan}: both would write the report {path}; rename one of the plan files")
+        seen[key] = plan
+
+
+def _load_plans(paths: list[Path], names: list[str] | None) -> list[Any]:
+    """Every plan read, validated and its scenarios resolved before any is solved: a missing or malformed plan
+    is one line naming its file, and nothing has been computed or written."""
+    from tokenfab.search.fleet_plan import FleetError, load_plan
+    from tokenfab.search.fleet_scenarios import select
+    specs = []
+    for path in paths:
+        try:
+            spec = load_plan(path)
+            select(spec, names)
+        except FleetError as e:
+            fail(_named(path, e))
+        specs.append(spec)
+    return specs
+
+
+def _title(result: Any) -> str:
+    return f"fleet plan {result.plan.name}: {result.plan.model}, {result.plan.start} + {result.plan.months} months"
+
+
+def _write(plans: list[Path], results: list[Any], reports: list[Path], store: Path) -> list[tuple[str, int]]:
+    """Each plan's report (written beside its final name, moved in place last) and its run in the store; the
+    (run id, rows) of each. A failure removes the reports not yet in place, one line naming what failed."""
+    import os
+    import tempfile
+
+    from tokenfab.report.fleet import fleet_html
+    from tokenfab.search.fleet import rows, summary
+    from tokenfab.store import Store
+    temps: list[str] = []
+    stored = []
+    tables = [rows(result) for result in results]
+    try:
+        for result, data, path in zip(results, tables, reports, strict=True):
+            page = fleet_html(_title(result), data, result.plan.description or "")
+            folder = path.parent if str(path.parent) else Path(".")
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+                fd, tmp = tempfile.mkstemp(suffix=".html.part", dir=folder)
+                temps.append(tmp)
+                with os.fdopen(fd, "w") as fh:
+                    fh.write(page)
+                os.chmod(tmp, 0o644)
+            except OSError as e:
+                fail(f"--report {path}: cannot write: {e.strerror}")
+        for plan, result, data in zip(plans, results, tables, strict=True):
+            try:
+                db = Store(store)
+                run_id = db.start_run("fleet", {"plan": str(plan), "name": result.plan.name,
+                                                "scenarios": [r.name for r in result.scenarios]})
+                db.write_points(run_id, data)
+                db.finish_run(run_id, {"base": {k: v for k, v in summary(result.base).items() if k != "shocks"},
+                                       "bargaining": next((r for r in data if r["kind"] == "bargaining"), None)})
+            except Exception as e:  # noqa: BLE001 (the store is another module's; report its failure in one line)
+                fail(f"--store {store}: {str(e).splitlines()[0]}")
+            stored.append((run_id, len(data)))
+    except BaseException:
+        for tmp in temps:
+            Path(tmp).unlink(missing_ok=True)
+        raise
+    for tmp, path in zip(temps, reports, strict=True):
+        os.replace(tmp, path)
+    return stored
 
 
 def _print_fleet(result: Any, title: str) -> None:

@@ -3,6 +3,7 @@ every answering command takes, is `JsonOpt` in `cli.io`, beside the printer it s
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -15,3 +16,12 @@ OutputLenOpt = Annotated[float | None, typer.Option(help="generated tokens per r
 UtilisationOpt = Annotated[float, typer.Option(help="share of hours at full throughput")]
 SamplesOpt = Annotated[int, typer.Option(help="Monte Carlo samples")]
 SeedOpt = Annotated[int, typer.Option(help="seed of the Monte Carlo draws over uncertain constants")]
+
+# The DuckDB results store of `design`, `fleet` and `results`: one name everywhere (`--db`, its older spelling on
+# `design` and `results`, still works but is not listed; see `HIDDEN_ALIASES`)
+STORE_DEFAULT = Path("tokenfab.duckdb")
+StoreOpt = Annotated[Path, typer.Option("--store", "--db", help="DuckDB results store")]
+
+# Older spellings kept working, left out of `--help` so each idea shows one name: --db (--store), --traffic
+# (--workload), --top-k (--top)
+HIDDEN_ALIASES = frozenset({"--db", "--traffic", "--top-k"})

@@ -10,11 +10,12 @@ from typing import Annotated, Any
 import typer
 
 from tokenfab.cli.io import JsonOpt, check_output, fail, out, print_json
+from tokenfab.cli.options import STORE_DEFAULT, StoreOpt
 
 
 def results(
     run: Annotated[str | None, typer.Argument(help="run id (or a prefix) to show or export")] = None,
-    db: Annotated[Path, typer.Option(help="results store")] = Path("tokenfab.duckdb"),
+    store: StoreOpt = STORE_DEFAULT,
     export: Annotated[Path | None, typer.Option(help="write the run's points to .parquet or .csv")] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -23,17 +24,17 @@ def results(
 
     from tokenfab.store import Store, StoreError
     check_output("--export", export)
-    store = Store(db)
+    db = Store(store)
     try:
-        store.check()
+        db.check()
     except StoreError as e:
         fail(str(e))
     if run is None:
         if export is not None:
             fail("--export needs a run id: tokenfab results RUN --export FILE")
-        runs = [{**_run_fields(r), "best": _best_label(r)} for r in store.runs()]
+        runs = [{**_run_fields(r), "best": _best_label(r)} for r in db.runs()]
         if as_json:
-            print_json({"db": str(db), "runs": runs})
+            print_json({"store": str(store), "runs": runs})
             return
         table = Table("id", "kind", "status", "created", "points", "best")
         for r in runs:
@@ -41,9 +42,9 @@ def results(
         out.print(table)
         return
     try:
-        rec = store.run(run)
+        rec = db.run(run)
         if export is not None:
-            store.export(rec["id"], export)
+            db.export(rec["id"], export)
     except StoreError as e:
         fail(str(e))
     if as_json:

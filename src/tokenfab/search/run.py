@@ -1,10 +1,12 @@
 """`design()`: the whole search — catalog and custom chips through one screen, the simulator on the
 best K, bands, break-even and sensitivities — with every evaluated point in the results store.
 
-Resumable: the run id is a hash of the problem and the search settings; points already stored are read
-back instead of recomputed, and since each point depends only on its own inputs, the resumed search
-walks the same path and ends with the same table. Nothing is written until a design that meets every
-constraint is found, so a question with no answer leaves the store as it was.
+Resumable: the run id is a hash of the problem, the search settings, the version and the data; points
+already stored are read back instead of recomputed, and since each point depends only on its own inputs, the
+resumed search walks the same path and ends with the same table. `fresh` recomputes every point all the same
+(for a doubt the id cannot see, such as an edited source tree) and replaces the stored run. Nothing is
+written until a design that meets every constraint is found, so a question with no answer leaves the store as
+it was.
 """
 
 from __future__ import annotations
@@ -75,38 +77,46 @@ def sim_task(task: tuple[dict[str, Any], str, Any, dict[str, Any], int, int]) ->
 
 
 class _Points:
-    """Evaluated rows: read back from the store when the run resumes, written once a feasible one exists."""
+    """Evaluated rows: read back from the store when the run resumes, written once a feasible one exists.
 
-    def __init__(self, store: Store, config: dict[str, Any]) -> None:
-        self.store, self.config = store, config
+    `fresh`: nothing is read back, and the stored run is replaced only when the first feasible row is written,
+    so a recompute that finds no answer leaves the store as it was."""
+
+    def __init__(self, store: Store, config: dict[str, Any], fresh: bool = False) -> None:
+        self.store, self.config, self.fresh = store, config, fresh
         self.run_id: str | None = None
         self.rows: dict[str, dict[str, Any]] = {}
         self.pending: list[dict[str, Any]] = []
+        self.computed = 0
         from tokenfab.store import run_id_for
         rid = run_id_for("design", config)
-        if any(r["id"] == rid for r in store.runs()):
+        if not fresh and any(r["id"] == rid for r in store.runs()):
             self.run_id = rid
             self.rows = {r["key"]: r for r in store.point_rows(rid)}
+        self.reused = len(self.rows)
 
     def add(self, rows: list[dict[str, Any]]) -> None:
         for r in rows:
             self.rows[r["key"]] = r
         self.pending.extend(rows)
+        self.computed += len(rows)
         if self.run_id is None and any(r.get("feasible") and r.get("custom") for r in self.rows.values()):
-            self.run_id = self.store.start_run("design", self.config)
+            self.run_id = self.store.start_run("design", self.config, fresh=self.fresh)
         if self.run_id is not None and self.pending:
             self.store.write_points(self.run_id, self.pending)
             self.pending = []
 
 
 def design(problem: DesignProblem, store: Store, opts: SearchOptions = SearchOptions(), backend: str = "local",
-           address: str | None = None, jobs: int | None = None, progress: Progress | None = None) -> dict[str, Any]:
-    """Search, simulate and price; returns the summary the CLI prints and the report renders."""
+           address: str | None = None, jobs: int | None = None, progress: Progress | None = None,
+           fresh: bool = False) -> dict[str, Any]:
+    """Search, simulate and price; returns the summary the CLI prints and the report renders. A question the
+    store already holds is read back, not recomputed, unless `fresh` (not part of the run id: the same run)."""
     # the run id covers what the answer is computed from, not only the question: after a price, constant or
     # calibration change (or a new version) the same question is a new run, not the stored answer
     config = {"problem": problem.raw, "search": asdict(opts),
               "inputs": {"tokenfab": __version__, "data": catalog.fingerprint()}}
-    pts = _Points(store, config)
+    pts = _Points(store, config, fresh)
     be = make_backend(backend, address, jobs)
     note = progress or (lambda stage, done, total: None)
     try:
@@ -175,6 +185,8 @@ def design(problem: DesignProblem, store: Store, opts: SearchOptions = SearchOpt
     assert pts.run_id is not None
     store.finish_run(pts.run_id, summary)
     summary["run_id"] = pts.run_id
+    # how this call used the store (after finish_run: it describes the call, not the stored answer)
+    summary["stored"] = {"fresh": fresh, "points_reused": pts.reused, "points_computed": pts.computed}
     return summary
 
 
