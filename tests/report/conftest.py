@@ -10,13 +10,14 @@ from pathlib import Path
 
 import pytest
 
-# any script error rewrites the title, which the dumped DOM then shows
-_TRAP = "<script>window.addEventListener('error', e => { document.title = 'SCRIPT-ERROR: ' + e.message; });</script>"
+# any script error or console error rewrites the title, which the dumped DOM then shows
+_TRAP = ("<script>window.addEventListener('error', e => { document.title = 'SCRIPT-ERROR: ' + e.message; });"
+         "console.error = (...a) => { document.title = 'SCRIPT-ERROR: console: ' + a.join(' '); };</script>")
 
 
 @pytest.fixture
 def rendered(tmp_path: Path) -> Callable[[str, Iterable[str]], str]:
-    """Open `html` in headless Chromium, fail on a script error or on a plot section that drew nothing, and
+    """Open `html` in headless Chromium, fail on a script or console error or on a plot section that drew nothing, and
     return the DOM after the scripts ran. Skips where Chromium is not installed (`make test` installs it)."""
     if shutil.which("chromium") is None:
         pytest.skip("Debian chromium not installed (make test installs it)")
