@@ -141,6 +141,10 @@ class Cluster:
         self.in_flight = 0
         self.held: deque[Row] = deque()
         self.released = 0   # held rows sent at a finish, their events not yet handled: their slots are taken
+        # a timeline's hooks (None when no trace is asked for): a request enters a replica at a time (routed, or
+        # handed to a decode replica: the flag), and a P/D request leaves its prefill replica
+        self.on_enter: Callable[[Seq, float, bool], None] | None = None
+        self.on_handoff: Finished | None = None
 
     # --- routing ---------------------------------------------------------------------------------
 
@@ -186,6 +190,8 @@ class Cluster:
 
     def _leave(self, seq: Seq, now: float) -> None:
         if self.back and seq.generated < seq.out_len and seq.preemptions >= 0:   # P/D: KV moves to a decode replica
+            if self.on_handoff is not None:
+                self.on_handoff(seq, now)
             self._push(now + self.transfer_s(seq.prompt), 1, seq)
             return
         self.on_done(seq, now)
@@ -213,6 +219,8 @@ class Cluster:
             replica.enqueue_decode(seq, now)
         else:
             replica.enqueue(seq, now)
+        if self.on_enter is not None:
+            self.on_enter(seq, now, decode)
         self._schedule(replica, replica.clock)
 
     def _schedule(self, replica: Replica, when: float) -> None:

@@ -2,8 +2,8 @@
 
 Every step's duration comes from the step-cost model (through `StepTimer`, which equals `step_cost`),
 so the analytic screen and the simulation rank designs the same way. Per-request records stream to
-Parquet and into bounded-memory histograms; the step log streams through the real step-cost function
-in vectorised chunks for energy and batch statistics.
+Parquet, into bounded-memory histograms and (with a timeline) into a Chrome/Perfetto trace; the step log
+streams through the real step-cost function in vectorised chunks for energy and batch statistics.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import os
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from heapq import heappop, heappush
 from itertools import chain
 from typing import Any
 
@@ -91,7 +92,7 @@ def kv_transfer_time(model: ModelSpec, chip: Chip, dep: Deployment, params: EffP
 class _Recorder:
     """Finished requests: buffered, then folded into per-class metrics and (optionally) a Parquet file."""
 
-    def __init__(self, classes: Sequence[ClassInfo], path: str | None, trace: str | None) -> None:
+    def __init__(self, classes: Sequence[ClassInfo], path: str | None) -> None:
         self.classes = classes
         self.metrics = [ClassMetrics() for _ in classes]
         self.rows: list[tuple] = []
@@ -101,12 +102,8 @@ class _Recorder:
         self.path = path
         self._writer = None
         self._tmp: str | None = None
-        self._trace_path = trace
-        self._trace = None
-        if trace:   # written beside the target and renamed at the end, so a failed run leaves nothing
-            fd, self._trace_tmp = tempfile.mkstemp(suffix=".json.part", dir=os.path.dirname(os.path.abspath(trace)))
-            self._trace = os.fdopen(fd, "w")
-            self._trace.write("[\n")
+        self.timeline: _Timeline | None = None         # the --timeline trace, set once the cluster exists
+        self._lanes: list[tuple[int, int, int]] = []   # with a timeline: each row's lanes (see _Timeline.finish)
 
     def done(self, seq: Seq, now: float) -> None:
         if seq.preemptions < 0:
@@ -115,6 +112,8 @@ class _Recorder:
         cls, session, turn = seq.info  # type: ignore[misc]
         self.rows.append((seq.rid, cls, session, turn, seq.replica, seq.arrival, seq.admit_t, seq.first_t, now,
                           seq.prompt, seq.tokens, seq.hit, seq.preemptions))
+        if self.timeline is not None:
+            self._lanes.append(self.timeline.finish(seq, now))
         if len(self.rows) >= _FLUSH:
             self.flush()
 
@@ -131,8 +130,9 @@ class _Recorder:
                 self.metrics[i].add({k: v[mask] for k, v in cols.items()}, info.ttft_slo, info.tpot_slo)
         if self.path:
             self._write_parquet(cols)
-        if self._trace:
-            self._write_trace(cols)
+        if self.timeline is not None:
+            self.timeline.requests(cols, self._lanes, self.classes)
+            self._lanes = []
 
     def _write_parquet(self, cols: dict[str, np.ndarray]) -> None:
         import pyarrow as pa
@@ -149,19 +149,6 @@ class _Recorder:
             self._writer = pq.ParquetWriter(self._tmp, table.schema)
         self._writer.write_table(table)
 
-    def _write_trace(self, cols: dict[str, np.ndarray]) -> None:
-        """Chrome/Perfetto trace events: each request's queueing, prefill and decode spans on its replica."""
-        assert self._trace is not None
-        for i in range(cols["request"].size):
-            rid, pid = int(cols["request"][i]), int(cols["replica"][i])
-            spans = (("queue", cols["arrival"][i], cols["admitted"][i]),
-                     ("prefill", cols["admitted"][i], cols["first_token"][i]),
-                     ("decode", cols["first_token"][i], cols["finish"][i]))
-            for name, a, b in spans:
-                if math.isfinite(a) and math.isfinite(b) and b >= a:
-                    self._trace.write(json.dumps({"name": name, "cat": "request", "ph": "X", "pid": pid, "tid": rid,
-                                                  "ts": a * 1e6, "dur": (b - a) * 1e6}) + ",\n")
-
     def close(self, ok: bool) -> None:
         self.flush()
         if self._writer is not None:
@@ -171,14 +158,162 @@ class _Recorder:
                 os.replace(self._tmp, self.path)
             elif self._tmp:
                 os.unlink(self._tmp)
-        if self._trace:
-            self._trace.write("{}]\n")
-            self._trace.close()
-            if ok:
-                os.chmod(self._trace_tmp, 0o644)
-                os.replace(self._trace_tmp, self._trace_path)
-            else:
-                os.unlink(self._trace_tmp)
+        if self.timeline is not None:
+            self.timeline.close(ok)
+
+
+class _Timeline:
+    """The `--timeline` trace: Chrome/Perfetto Trace Event Format (a JSON array), streamed to a file beside the
+    target and renamed at the end, so a failed run leaves nothing.
+
+    Each replica is a process (pid = replica + 1: Perfetto reserves 0), named for its pool ("replica 0 (prefill)",
+    "replica 2 (decode)", "replica 1"). Its requests lie on threads that are lanes (tid = lane + 1): a request takes
+    the lowest lane of its replica free at its start, so concurrent requests stack and a replica has as many lanes
+    as it ever held requests at once. A request is three slices, queue (arrival to admission), prefill (admission
+    to first token) and decode (first token to finish), whose args carry its id, class, tokens, TTFT and TPOT;
+    under P/D the first two lie on the prefill replica and decode (KV transfer included) on the decode replica.
+    Counters per replica, sampled when a step starts and when the replica falls idle, each written only when it
+    changes: batch (sequences decoding, and prefilling), KV cache tokens (held by sequences, and idle cached
+    prefixes) and the waiting queue."""
+
+    def __init__(self, path: str, cluster: Cluster) -> None:
+        self.path = path
+        pools = cluster.pools
+        fd, self.tmp = tempfile.mkstemp(suffix=".json.part", dir=os.path.dirname(os.path.abspath(path)))
+        self.file = os.fdopen(fd, "w")
+        self.write = self.file.write
+        if pools.disaggregated:
+            names = ([f"replica {i} (prefill)" for i in range(pools.prefill)]
+                     + [f"replica {pools.prefill + i} (decode)" for i in range(pools.decode)])
+        else:
+            names = [f"replica {i}" for i in range(pools.replicas)]
+        self.replicas = cluster.replicas
+        cluster.on_enter, cluster.on_handoff = self.enter, self.handoff
+        n = len(names)
+        self.ends: list[list[float]] = [[] for _ in range(n)]     # each lane's last request's end; inf while held
+        self.released: list[list[tuple[float, int]]] = [[] for _ in range(n)]  # heaps of (end, lane) let go
+        self.free: list[list[int]] = [[] for _ in range(n)]       # heaps of lanes known free at an earlier start
+        self.lane: dict[int, int] = {}                            # request -> lane it holds on its replica now
+        self.prefill_lane: dict[int, tuple[int, int]] = {}        # P/D request -> (prefill replica, lane)
+        self.last: list[list[Any]] = [[None, None, None] for _ in range(n)]   # counters' last written values
+        # the array's first element, so that every later one can open with a comma
+        self.write("[\n" + _event("process_name", "M", 1, 1, args={"name": names[0]}))
+        for i, (name, r) in enumerate(zip(names, cluster.replicas, strict=True)):
+            if i:
+                self.write(",\n" + _event("process_name", "M", i + 1, i + 1, args={"name": name}))
+            self.write(",\n" + _event("process_sort_index", "M", i + 1, i + 1, args={"sort_index": i}))
+            self.write(",\n" + _event("process_labels", "M", i + 1, i + 1, args={
+                "labels": f"max batch {r.cfg.max_batch}, KV cache {r.cfg.kv_tokens} tokens"}))
+
+    # --- lanes ---------------------------------------------------------------------------------
+
+    def enter(self, seq: Seq, now: float, decode: bool) -> None:
+        """A request starts on a replica: at its arrival, or on a decode replica at its first token."""
+        r = seq.replica
+        start = seq.first_t if decode else now
+        ends, free, released = self.ends[r], self.free[r], self.released[r]
+        while released and released[0][0] <= start:
+            heappush(free, heappop(released)[1])
+        skipped = []
+        while free and ends[free[0]] > start:   # P/D: freed after this start, which is earlier than the last one
+            skipped.append(heappop(free))
+        if free:
+            lane = heappop(free)
+        else:
+            lane = len(ends)
+            ends.append(math.inf)
+            self.write(",\n" + _event("thread_name", "M", r + 1, lane + 1, args={"name": f"lane {lane}"}))
+            self.write(",\n" + _event("thread_sort_index", "M", r + 1, lane + 1, args={"sort_index": lane}))
+        for x in skipped:
+            heappush(free, x)
+        ends[lane] = math.inf
+        self.lane[seq.rid] = lane
+
+    def _let_go(self, seq: Seq, now: float) -> int:
+        r = seq.replica
+        lane = self.lane.pop(seq.rid)
+        self.ends[r][lane] = now
+        heappush(self.released[r], (now, lane))
+        replica = self.replicas[r]
+        if replica.outstanding == 0:   # its last request left: it falls idle
+            self._sample(r, replica, now)
+        return lane
+
+    def handoff(self, seq: Seq, now: float) -> None:
+        """P/D: a request leaves its prefill replica for a decode replica."""
+        self.prefill_lane[seq.rid] = (seq.replica, self._let_go(seq, now))
+
+    def finish(self, seq: Seq, now: float) -> tuple[int, int, int]:
+        """A request finished: (replica, lane) its queue and prefill lie on, and its decode lane."""
+        lane = self._let_go(seq, now)
+        r, first = self.prefill_lane.pop(seq.rid, (seq.replica, lane))
+        return r, first, lane
+
+    # --- counters ------------------------------------------------------------------------------
+
+    def step(self, replica: int) -> None:
+        """From the engine's step log: a step (or decode run) starts at the replica's clock, its batch admitted."""
+        r = self.replicas[replica]
+        self._sample(replica, r, r.clock)
+
+    def _sample(self, index: int, r: Any, t: float) -> None:
+        last = self.last[index]
+        batch = (len(r.decoding), len(r.prefilling))
+        kv = (r.kv_used - r.cache_idle, r.cache_idle)
+        waiting = len(r.waiting)
+        ts = t * 1e6
+        pid = index + 1
+        if batch != last[0]:
+            last[0] = batch
+            self.write(f',\n{{"name":"batch","ph":"C","pid":{pid},"tid":{pid},"ts":{ts},'
+                       f'"args":{{"decoding":{batch[0]},"prefilling":{batch[1]}}}}}')
+        if kv != last[1]:
+            last[1] = kv
+            self.write(f',\n{{"name":"kv cache tokens","ph":"C","pid":{pid},"tid":{pid},"ts":{ts},'
+                       f'"args":{{"sequences":{kv[0]},"cached idle":{kv[1]}}}}}')
+        if waiting != last[2]:
+            last[2] = waiting
+            self.write(f',\n{{"name":"queue","ph":"C","pid":{pid},"tid":{pid},"ts":{ts},'
+                       f'"args":{{"waiting":{waiting}}}}}')
+
+    # --- requests ------------------------------------------------------------------------------
+
+    def requests(self, cols: dict[str, np.ndarray], lanes: list[tuple[int, int, int]],
+                 classes: Sequence[ClassInfo]) -> None:
+        """Three slices per finished request, on the lanes it held."""
+        ttft, tpot, _ = request_latencies(cols)
+        names = [json.dumps(c.name) for c in classes]
+        write = self.write
+        for (rid, cls, replica, arrival, admitted, first, finish, prompt, out, hit, pre, t1, t2,
+             (p_replica, p_lane, lane)) in zip(
+                cols["request"].tolist(), cols["class_id"].tolist(), cols["replica"].tolist(),
+                cols["arrival"].tolist(), cols["admitted"].tolist(), cols["first_token"].tolist(),
+                cols["finish"].tolist(), cols["input_len"].tolist(), cols["output_len"].tolist(),
+                cols["cached"].tolist(), cols["preemptions"].tolist(), (ttft * 1e3).tolist(),
+                (tpot * 1e3).tolist(), lanes, strict=True):
+            if not (math.isfinite(arrival) and math.isfinite(admitted) and math.isfinite(first)):
+                continue
+            args = (f'{{"request":{rid},"class":{names[cls]},"prompt_tokens":{prompt},"output_tokens":{out},'
+                    f'"cached_tokens":{hit},"preemptions":{pre},"ttft_ms":{t1},'
+                    f'"tpot_ms":{t2 if t2 == t2 else "null"},"e2e_ms":{(finish - arrival) * 1e3}}}')
+            head = f',\n{{"cat":"request","ph":"X","pid":{p_replica + 1},"tid":{p_lane + 1},"ts":'
+            write(f'{head}{arrival * 1e6},"dur":{(admitted - arrival) * 1e6},"name":"queue","args":{args}}}')
+            write(f'{head}{admitted * 1e6},"dur":{(first - admitted) * 1e6},"name":"prefill","args":{args}}}')
+            write(f',\n{{"cat":"request","ph":"X","pid":{replica + 1},"tid":{lane + 1},"ts":{first * 1e6},'
+                  f'"dur":{(finish - first) * 1e6},"name":"decode","args":{args}}}')
+
+    def close(self, ok: bool) -> None:
+        self.write("\n]\n")
+        self.file.close()
+        if ok:
+            os.chmod(self.tmp, 0o644)
+            os.replace(self.tmp, self.path)
+        else:
+            os.unlink(self.tmp)
+
+
+def _event(name: str, ph: str, pid: int, tid: int, **fields: Any) -> str:
+    return json.dumps({"name": name, "ph": ph, "pid": pid, "tid": tid, **fields}, separators=(",", ":"))
 
 
 class _StepLog:
@@ -230,14 +365,21 @@ def simulate(model: ModelSpec, chip: Chip, dep: Deployment, chunks: Iterable[Req
                          "the weight precision")
     timer = StepTimer(model, chip, dep, params, cfg.token_budget + cfg.max_batch)
     steplog = _StepLog(model, chip, dep, params, cfg.max_batch)
-    recorder = _Recorder(classes, records_path, trace_path)
+    recorder = _Recorder(classes, records_path)
     done = recorder.done
     if watch is not None:
         def done(seq: Seq, now: float) -> None:
             recorder.done(seq, now)
             watch(seq, now)
-    cluster = Cluster(timer, cfg, pools or Pools(), kv_transfer_time(model, chip, dep, params), done,
-                      steplog.log)
+    log_step = steplog.log
+    if trace_path:   # the timeline's counters see each step; without one the log is the plain one
+        def log_step(replica: int, seqs: float, ctx: float, p_tokens: float, p_pairs: float, logits: float,
+                     weight: float) -> None:
+            steplog.log(replica, seqs, ctx, p_tokens, p_pairs, logits, weight)
+            timeline.step(replica)
+    cluster = Cluster(timer, cfg, pools or Pools(), kv_transfer_time(model, chip, dep, params), done, log_step)
+    if trace_path:
+        recorder.timeline = timeline = _Timeline(trace_path, cluster)
     if mark_time is not None:
         cluster.mark_time = mark_time
     if client_cap is not None:
