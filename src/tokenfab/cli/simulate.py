@@ -46,7 +46,9 @@ def simulate(
     tpot_slo: Annotated[float | None, typer.Option(help="TPOT target, ms (needs --slo-percentile)")] = None,
     slo_percentile: Annotated[float | None, typer.Option(help="percentile the SLO holds at, e.g. 99")] = None,
     records: Annotated[Path | None, typer.Option(help="write per-request records to this Parquet file")] = None,
-    timeline: Annotated[Path | None, typer.Option(help="write a Chrome/Perfetto trace of request spans")] = None,
+    timeline: Annotated[Path | None, typer.Option(
+        help="write a Chrome/Perfetto trace: a track per replica, each request as queue/prefill/decode slices, "
+             "batch, KV and queue counters")] = None,
     calibration: CalibrationOpt = None,
     band: Annotated[bool, typer.Option(
         "--band", help="also rerun with every step faster and slower by the step model's held-out error "
