@@ -1,4 +1,4 @@
-"""The workload file format (YAML): pydantic models that validate it before `workload.py` builds a mix.
+"""The workload file format (YAML): pydantic models that validate it before `files` builds a mix.
 
 Kept apart so that sampling a preset or fixed-length traffic does not pay for building the validators.
 """
