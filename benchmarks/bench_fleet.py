@@ -14,7 +14,7 @@ import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from tokenfab.search.fleet_milp import Instance, Option, _milp, build, solve  # noqa: E402
+from tokenfab.fleet.milp import Instance, Option, _milp, build, solve  # noqa: E402
 
 OPTIONS, MONTHS, CLASSES = 30, 36, 8
 SEEDS = (0, 1, 2, 3)

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from tokenfab.cli import app
-from tokenfab.search.fleet_plan import FleetError, load_plan
+from tokenfab.fleet.plan import FleetError, load_plan
 from tokenfab.search.problem import DesignInputError, DesignProblem
 from tokenfab.silicon import DesignError, load_design
 from tokenfab.workload import WorkloadError, iter_trace, load_workload

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from plotly.offline import get_plotlyjs
 
+from tokenfab.fleet.plan import parse_plan
+from tokenfab.fleet.planner import plan_fleet, rows
 from tokenfab.report.fleet import fleet_html
 from tokenfab.report.fleet_figures import figures, month_axis, slug
-from tokenfab.search.fleet import plan_fleet, rows
-from tokenfab.search.fleet_plan import parse_plan
 
 # a one-year, one-GPU plan that solves in about a second
 TINY = {

@@ -20,6 +20,13 @@ SMALL = {
 }
 
 
+@pytest.fixture(scope="session")
+def small_spec():
+    """SMALL for module-scoped fixtures (`from conftest import SMALL` would get whichever tests/*/conftest.py
+    pytest imported last when several test folders run together)."""
+    return yaml.safe_load(yaml.safe_dump(SMALL))
+
+
 @pytest.fixture
 def small_raw():
     return yaml.safe_load(yaml.safe_dump(SMALL))

@@ -24,11 +24,10 @@ TIMED = {"custom": {"partner": "broadcom-style", "partner_name": "Broadcom", "ge
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    from conftest import SMALL
+def run(tmp_path_factory, small_spec):
     tmp = tmp_path_factory.mktemp("study")
     path = tmp / "p.yaml"
-    path.write_text(yaml.safe_dump({**SMALL, **TIMED}))
+    path.write_text(yaml.safe_dump({**small_spec, **TIMED}))
     prob = DesignProblem.load(path)
     return prob, design(prob, Store(tmp / "r.duckdb"), OPTS, jobs=1)
 

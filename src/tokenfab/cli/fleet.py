@@ -34,8 +34,8 @@ def fleet(
     """Plan a fleet month by month (purchases, rentals, custom silicon, routing) under scenarios; prints a summary,
     stores the run and writes the report section. Several plans: one run and one report each; --json then prints
     {"plans": [...]}, one object per plan as a single plan prints it."""
-    from tokenfab.search.fleet import plan_fleet
-    from tokenfab.search.fleet_plan import FleetError
+    from tokenfab.fleet.plan import FleetError
+    from tokenfab.fleet.planner import plan_fleet
     check_output("--store", store)
     if report is not None and len(plans) > 1:
         fail(f"--report {str(report)!r}: names one file, and {len(plans)} plans were given; leave it out (each "
@@ -95,8 +95,8 @@ def _check_distinct(plans: list[Path], reports: list[Path]) -> None:
 def _load_plans(paths: list[Path], names: list[str] | None) -> list[Any]:
     """Every plan read, validated and its scenarios resolved before any is solved: a missing or malformed plan
     is one line naming its file, and nothing has been computed or written."""
-    from tokenfab.search.fleet_plan import FleetError, load_plan
-    from tokenfab.search.fleet_scenarios import select
+    from tokenfab.fleet.plan import FleetError, load_plan
+    from tokenfab.fleet.scenarios import select
     specs = []
     for path in paths:
         try:
@@ -118,8 +118,8 @@ def _write(plans: list[Path], results: list[Any], reports: list[Path], store: Pa
     import os
     import tempfile
 
+    from tokenfab.fleet.planner import rows, summary
     from tokenfab.report.fleet import fleet_html
-    from tokenfab.search.fleet import rows, summary
     from tokenfab.store import Store
     temps: list[str] = []
     stored = []
@@ -161,7 +161,7 @@ def _print_fleet(result: Any, title: str) -> None:
     """The fleet plan's tables: one row per scenario, the base plan's chips by month, the bargaining line."""
     from rich.table import Table
 
-    from tokenfab.search.fleet import summary
+    from tokenfab.fleet.planner import summary
     table = Table("scenario", "total $ (disc.)", "capex $", "opex $", "$/Mtok mean", "$/Mtok first->last",
                   "custom share", "binding / infeasible", title=title)
     for r in result.scenarios:
@@ -201,7 +201,7 @@ def _print_fleet(result: Any, title: str) -> None:
 def _fleet_json(result: Any) -> dict[str, Any]:
     """`fleet --json`: each scenario's summary (the table's figures in $, not $B), the base plan month by month
     (every month, where the table samples eight) and the bargaining bisection."""
-    from tokenfab.search.fleet import summary
+    from tokenfab.fleet.planner import summary
     base = result.base.solution
     assert base is not None
     inst = base.instance

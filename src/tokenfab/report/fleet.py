@@ -1,6 +1,6 @@
 """The fleet plan's report section: one self-contained HTML file (Plotly, plotly.js inlined once, no downloads).
 
-Built from the rows the planner stores (`search.fleet.rows`), so a stored run can be re-rendered without
+Built from the rows the planner stores (`fleet.planner.rows`), so a stored run can be re-rendered without
 solving again: $/Mtok over time per scenario, stacked chips in service by hardware over time per scenario
 (figures in `report.fleet_figures`), the scenario comparison table, the SLO capacities behind the plan and the
 bargaining-power figure.

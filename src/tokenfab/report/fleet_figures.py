@@ -1,4 +1,4 @@
-"""The fleet report's plots as Plotly figures, built from the rows the planner stores (`search.fleet.rows`).
+"""The fleet report's plots as Plotly figures, built from the rows the planner stores (`fleet.planner.rows`).
 
 `figures(rows)` gives the $/Mtok lines (one per scenario) and, per scenario, the chips in service stacked by
 hardware option; the keys become the ids of the report's sections (`plot-<key>` for the plot itself).

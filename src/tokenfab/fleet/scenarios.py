@@ -1,6 +1,6 @@
 """Scenarios: named shocks on the base plan, and the bargaining-power figure.
 
-A scenario is the base programme with other numbers (`fleet_inputs.compile_plan` applies the shocks), so
+A scenario is the base programme with other numbers (`fleet.inputs.compile_plan` applies the shocks), so
 scenarios compare like with like. Shocks are defined in the plan (`scenarios:`) or given on the command
 line in short form: `gpu-price:-30` (percent), `rent-price:+20`, `supply:0.5` (multiplier on GPU supply
 caps), `slip:6` (tape-out slip, months), `yield:0.7` (custom-chip yield factor), `demand:high|low`,
@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from tokenfab.search.fleet_milp import Infeasible, Solution
-from tokenfab.search.fleet_plan import FleetError, PlanSpec, ScenarioSpec
+from tokenfab.fleet.milp import Infeasible, Solution
+from tokenfab.fleet.plan import FleetError, PlanSpec, ScenarioSpec
 
 SHORT_FORMS = ("gpu-price:PCT", "rent-price:PCT", "supply:X", "slip:MONTHS", "yield:X", "demand:high|low", "power:X")
 

@@ -21,11 +21,8 @@ from tokenfab import catalog
 from tokenfab.constants import Draws
 from tokenfab.deployment import Deployment
 from tokenfab.economics import EconomicsError, annuity, price_basis, price_range, system_capex
-from tokenfab.hardware import Chip, load_chip
-from tokenfab.model import ModelSpec, load_model
-from tokenfab.network import chip_network
-from tokenfab.search.fleet_milp import DAYS_PER_MONTH, HOURS_PER_MONTH, Instance, Option
-from tokenfab.search.fleet_plan import (
+from tokenfab.fleet.milp import DAYS_PER_MONTH, HOURS_PER_MONTH, Instance, Option
+from tokenfab.fleet.plan import (
     CustomSpec,
     DemandSpec,
     FleetError,
@@ -36,6 +33,9 @@ from tokenfab.search.fleet_plan import (
     parse_month,
     value,
 )
+from tokenfab.hardware import Chip, load_chip
+from tokenfab.model import ModelSpec, load_model
+from tokenfab.network import chip_network
 from tokenfab.serve.capacity import Capacity, best_deployment, deployment_candidates
 from tokenfab.workload import SLO as WorkloadSLO
 from tokenfab.workload import Gamma, RequestClass, WorkloadError, preset, workload_from_dict

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from tokenfab.search.fleet_inputs import (
+from tokenfab.fleet.inputs import (
     CapacityTable,
     ClassDef,
     HardwareDef,
@@ -24,9 +24,9 @@ from tokenfab.search.fleet_inputs import (
     hardware_defs,
     model_of,
 )
-from tokenfab.search.fleet_milp import Infeasible, Solution, solve
-from tokenfab.search.fleet_plan import FleetError, PlanSpec, ScenarioSpec, load_plan
-from tokenfab.search.fleet_scenarios import Bargaining, bargaining_power, select, shocks
+from tokenfab.fleet.milp import Infeasible, Solution, solve
+from tokenfab.fleet.plan import FleetError, PlanSpec, ScenarioSpec, load_plan
+from tokenfab.fleet.scenarios import Bargaining, bargaining_power, select, shocks
 
 
 @dataclass

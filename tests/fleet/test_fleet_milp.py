@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tokenfab.search.fleet_milp import Infeasible, Instance, Option, solve
+from tokenfab.fleet.milp import Infeasible, Instance, Option, solve
 
 
 def _df(rate: float, T: int) -> np.ndarray:

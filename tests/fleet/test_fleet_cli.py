@@ -11,8 +11,8 @@ from plotly.offline import get_plotlyjs
 from typer.testing import CliRunner
 
 from tokenfab.cli import app
-from tokenfab.search.fleet import plan_fleet
-from tokenfab.search.fleet_plan import FleetError, load_plan, parse_plan
+from tokenfab.fleet.plan import FleetError, load_plan, parse_plan
+from tokenfab.fleet.planner import plan_fleet
 from tokenfab.store import Store
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "fleet"
