@@ -127,3 +127,32 @@ def test_a_corrupt_store_is_one_line_and_left_as_it_is(tmp_path):
         assert r.exit_code == 2 and "not a readable DuckDB file" in r.stderr
         assert len(r.stderr.strip().splitlines()) == 1
     assert hashlib.sha256(bad.read_bytes()).hexdigest() == before
+
+
+def test_typed_views_answer_sql_over_design_and_fleet_points(tmp_path):
+    import duckdb
+    store = Store(tmp_path / "r.duckdb")
+    design = store.start_run("design", {"q": 1})
+    store.write_points(design, [
+        {"key": "a", "label": "custom-a", "custom": True, "feasible": True, "usd_per_mtok": 0.31, "user_tps": 40.0},
+        {"key": "b", "label": "h100-sxm", "custom": False, "feasible": False, "reason": "too slow",
+         "usd_per_mtok": None}])
+    fleet = store.start_run("fleet", {"plan": "p"})
+    store.write_points(fleet, [
+        {"key": "month/base/000", "kind": "month", "scenario": "base", "month": "2026-01", "usd_per_mtok": 0.5,
+         "provisioned_mw": 12.5},
+        {"key": "fleet/base/000/h200", "kind": "fleet", "scenario": "base", "month": "2026-01", "option": "h200",
+         "option_kind": "buy", "chips": 1024.0, "delivered": 0.0}])
+    con = duckdb.connect(str(tmp_path / "r.duckdb"))
+    try:
+        rows = con.execute("SELECT label, custom, usd_per_mtok, user_tokens_per_s FROM design_points "
+                           "WHERE feasible ORDER BY usd_per_mtok").fetchall()
+        assert rows == [("custom-a", True, 0.31, 40.0)]
+        assert con.execute("SELECT count(*) FROM design_points WHERE usd_per_mtok IS NULL").fetchone() == (1,)
+        assert con.execute("SELECT month, provisioned_mw FROM fleet_months").fetchall() == [("2026-01", 12.5)]
+        assert con.execute("SELECT hardware, how, chips FROM fleet_chips").fetchall() == [("h200", "buy", 1024.0)]
+        types = dict(con.execute("SELECT column_name, data_type FROM information_schema.columns "
+                                 "WHERE table_name = 'design_points'").fetchall())
+        assert types["usd_per_mtok"] == "DOUBLE" and types["custom"] == "BOOLEAN"
+    finally:
+        con.close()

@@ -44,6 +44,37 @@ CREATE TABLE IF NOT EXISTS points (
 );
 """
 
+# Typed columns for what a user asks of a store in SQL (`SELECT label, usd_per_mtok FROM design_points ...`); the
+# rows themselves stay whole in `points.data` (JSON text), whatever fields a run's kind gives them.
+# (view, run kind, point kind or None, ((column, JSON field, SQL type), ...))
+_VIEWS: tuple[tuple[str, str, str | None, tuple[tuple[str, str, str], ...]], ...] = (
+    ("design_points", "design", None, (
+        ("label", "label", "VARCHAR"), ("custom", "custom", "BOOLEAN"), ("feasible", "feasible", "BOOLEAN"),
+        ("reason", "reason", "VARCHAR"), ("usd_per_mtok", "usd_per_mtok", "DOUBLE"),
+        ("user_tokens_per_s", "user_tps", "DOUBLE"), ("tokens_per_j", "tokens_per_j", "DOUBLE"),
+        ("chips", "chips", "DOUBLE"), ("capex_usd", "capex_usd", "DOUBLE"), ("unit_usd", "unit_usd", "DOUBLE"),
+        ("nre_usd", "nre_usd", "DOUBLE"), ("tdp_w", "tdp_w", "DOUBLE"))),
+    ("fleet_months", "fleet", "month", (
+        ("scenario", "scenario", "VARCHAR"), ("month", "month", "VARCHAR"), ("usd_per_mtok", "usd_per_mtok", "DOUBLE"),
+        ("cost_usd", "cost_usd", "DOUBLE"), ("custom_share", "custom_share", "DOUBLE"),
+        ("provisioned_mw", "provisioned_mw", "DOUBLE"), ("capacity_mw", "capacity_mw", "DOUBLE"),
+        ("tokens", "tokens", "DOUBLE"))),
+    ("fleet_chips", "fleet", "fleet", (
+        ("scenario", "scenario", "VARCHAR"), ("month", "month", "VARCHAR"), ("hardware", "option", "VARCHAR"),
+        ("how", "option_kind", "VARCHAR"), ("chips", "chips", "DOUBLE"), ("delivered", "delivered", "DOUBLE"))),
+)
+
+
+def _view_sql(name: str, run_kind: str, point_kind: str | None, cols: tuple[tuple[str, str, str], ...]) -> str:
+    """One typed view over the points of a run kind (a value that does not convert reads as NULL)."""
+    select = ", ".join(f"TRY_CAST(p.data->>'{field}' AS {sql}) AS {column}" for column, field, sql in cols)
+    where = f" AND p.data->>'kind' = '{point_kind}'" if point_kind else ""
+    return (f"CREATE OR REPLACE VIEW {name} AS SELECT p.run_id, p.key, {select} FROM points p "
+            f"JOIN runs r ON r.id = p.run_id WHERE r.kind = '{run_kind}'{where};\n")
+
+
+_SCHEMA += "".join(_view_sql(*view) for view in _VIEWS)
+
 _LOCK_RETRY_S = 30.0
 
 
