@@ -15,7 +15,7 @@ import typer
 from typer.core import TyperCommand
 
 from tokenfab.cli.io import fail
-from tokenfab.cli.options import HIDDEN_ALIASES
+from tokenfab.cli.options import HIDDEN_ALIASES, allowed_values
 
 
 class App(typer.Typer):
@@ -48,17 +48,22 @@ class App(typer.Typer):
 
 class _Command(TyperCommand):
     """A command whose `--help` lists each option under its one current name: an older spelling kept as an alias
-    (`--db` for `--store`, see `options.HIDDEN_ALIASES`) still parses, but is not shown."""
+    (`--db` for `--store`, see `options.HIDDEN_ALIASES`) still parses, but is not shown. An option whose value is
+    one of a closed set (`options.one_of`) lists the set on a line of its own under its help, `allowed: a, b, c`
+    (the set is read from the module that owns it only now, when this command's help is asked for)."""
 
     def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        saved = [(p, p.opts) for p in self.params]
-        for p, opts in saved:
+        saved = [(p, p.opts, p.help) for p in self.params]
+        for p, opts, help_text in saved:
             p.opts = [o for o in opts if o not in HIDDEN_ALIASES] or opts
+            allowed = allowed_values(p)
+            if allowed is not None:   # a paragraph of its own, wrapped between values, never inside one
+                p.help = "\n\n".join(filter(None, (help_text, f"allowed: {', '.join(allowed)}")))
         try:
             super().format_help(ctx, formatter)
         finally:
-            for p, opts in saved:
-                p.opts = opts
+            for p, opts, help_text in saved:
+                p.opts, p.help = opts, help_text
 
 
 def _collecting(command: Callable[..., Any]) -> Callable[..., Any]:

@@ -11,7 +11,7 @@ import typer
 
 from tokenfab.cli.common import load_cal
 from tokenfab.cli.io import JsonOpt, err, fail, out, print_json
-from tokenfab.cli.options import CalibrationOpt
+from tokenfab.cli.options import CalibrationOpt, one_of
 
 
 def _measured(files: list[Path], all_scenarios: bool = False, chips: Any = None, flag: str = "--data"):
@@ -35,8 +35,8 @@ def _measured(files: list[Path], all_scenarios: bool = False, chips: Any = None,
 def calibrate(
     data: Annotated[list[Path] | None, typer.Option(help="measured queries (JSONL with 'value') to fit; repeat to "
                                                     "fit several files together")] = None,
-    device: Annotated[str | None, typer.Option(help="measure this machine instead: cuda or cpu (needs PyTorch: "
-                                               "the gpu extra)")] = None,
+    device: Annotated[str | None, typer.Option(help="measure this machine instead (needs PyTorch: the gpu extra)",
+                                               callback=one_of("tokenfab.calibrate.torchenv:DEVICES"))] = None,
     out_path: Annotated[Path | None, typer.Option("--out", help="where to write the profile "
                                                   "(default: calibration.json, or profile.json with --device)")] = None,
     steps: Annotated[Path | None, typer.Option(help="with --device: also write the measured step times (JSONL "

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from tokenfab.cli.io import JsonOpt, check_output, err, fail, out, print_json, titled
-from tokenfab.cli.options import STORE_DEFAULT, StoreOpt
+from tokenfab.cli.options import STORE_DEFAULT, StoreOpt, one_of
 
 
 def _payback_demand(d: list[float]) -> str:
@@ -163,7 +163,8 @@ def design(
     store: StoreOpt = STORE_DEFAULT,
     fresh: Annotated[bool, typer.Option("--fresh", help="recompute every point even where the store holds this run "
                                                         "(its stored points are replaced)")] = False,
-    backend: Annotated[str, typer.Option(help="local or ray")] = "local",
+    backend: Annotated[str, typer.Option(help="where the points are evaluated: this machine's processes, or a Ray "
+                                         "cluster", callback=one_of("tokenfab.search.backends:BACKENDS"))] = "local",
     address: Annotated[str | None, typer.Option(help="Ray cluster address (default: start a local one)")] = None,
     jobs: Annotated[int | None, typer.Option(help="worker processes")] = None,
     report: Annotated[Path, typer.Option(help="HTML report path")] = Path("report.html"),
@@ -180,7 +181,7 @@ def design(
         TimeRemainingColumn,
     )
 
-    from tokenfab.search.backends import BACKENDS, BackendError
+    from tokenfab.search.backends import BackendError
     from tokenfab.search.problem import DesignInputError, DesignProblem
     from tokenfab.search.run import SearchOptions
     from tokenfab.search.run import design as run_design
@@ -194,8 +195,6 @@ def design(
         Store(store).check()
     except StoreError as e:
         fail(str(e))
-    if backend not in BACKENDS:
-        fail(f"--backend {backend!r}: allowed {', '.join(BACKENDS)}")
     for name, value, low in (("--top", top, 3), ("--sim-requests", sim_requests, 100), ("--samples", samples, 10)):
         if value < low:
             fail(f"{name} = {value}: at least {low}")

@@ -18,6 +18,7 @@ from tokenfab.cli.options import (
     SeedOpt,
     UtilisationOpt,
     WorkloadOpt,
+    one_of,
 )
 
 
@@ -248,7 +249,8 @@ def breakeven(
     seed: SeedOpt = 0,
     calibration: CalibrationOpt = None,
     partner: Annotated[str, typer.Option(help="how the chip is bought: broadcom-style (a design partner's price and "
-                                         "NRE share) or in-house (at cost, all of the NRE)")] = "broadcom-style",
+                                         "NRE share) or in-house (at cost, all of the NRE)",
+                                         callback=one_of("tokenfab.economics:PARTNERS"))] = "broadcom-style",
     generation: Annotated[int, typer.Option(help="the custom chip's generation (software maturity, NRE reuse)")] = 1,
     as_json: JsonOpt = False,
 ) -> None:

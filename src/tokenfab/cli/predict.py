@@ -11,13 +11,13 @@ import typer
 
 from tokenfab.cli.common import load_cal
 from tokenfab.cli.io import JsonOpt, fail
-from tokenfab.cli.options import CalibrationOpt
+from tokenfab.cli.options import CalibrationOpt, one_of
 
 
 def predict(
     queries: Annotated[Path | None, typer.Option(help="JSONL queries, one per line; '-' = stdin")] = None,
-    scenario: Annotated[str | None, typer.Option(
-        help="offline|static|server|concurrency|capacity|prefill|layer|gemm|memcopy|allreduce")] = None,
+    scenario: Annotated[str | None, typer.Option(help="what to predict (serving, or one kernel or collective)",
+                                                 callback=one_of("tokenfab.queries:SCENARIOS"))] = None,
     hardware: Annotated[str | None, typer.Option(help="catalog hardware id, or a chip design YAML")] = None,
     model: Annotated[str | None, typer.Option(help="zoo model id or path to config.json")] = None,
     devices: Annotated[int, typer.Option(help="chips in all, every replica together")] = 1,
@@ -25,10 +25,10 @@ def predict(
     = None,
     pp: Annotated[int | None, typer.Option(help="pipeline-parallel size of one replica")] = None,
     ep: Annotated[int | None, typer.Option(help="expert-parallel size; ep > tp runs data-parallel attention")] = None,
-    precision: Annotated[str | None, typer.Option(
-        help="weight and activation precision: fp32, bf16, fp16, fp8, int8, fp6, fp4, int4 "
-             "(default: the checkpoint's)")] = None,
-    kv_precision: Annotated[str | None, typer.Option(help="KV-cache precision (default: the engine's choice)")] = None,
+    precision: Annotated[str | None, typer.Option(help="weight and activation precision (default: the checkpoint's)",
+                                                  callback=one_of("tokenfab.units:PRECISION_BYTES"))] = None,
+    kv_precision: Annotated[str | None, typer.Option(help="KV-cache precision (default: the engine's choice)",
+                                                     callback=one_of("tokenfab.units:PRECISION_BYTES"))] = None,
     engine: Annotated[str, typer.Option(
         help="engine tag, parsed: trtllm-0.20, sglang-0.5.2, vllm-0.9.1, tgi, ... (a '-pd-1xTP4+2xTP4' tail is a "
              "P/D layout)")] = "trtllm",
@@ -46,8 +46,8 @@ def predict(
     accept: Annotated[float | None, typer.Option(help="tokens emitted per decode step (default: published "
                                                  "acceptance for the model and depth)")] = None,
     power_cap_w: Annotated[float | None, typer.Option(help="power limit per accelerator, W (MaxQ)")] = None,
-    power_scope: Annotated[str | None, typer.Option(help="accelerator|server|facility: what avg_power_w and "
-                                                    "joules_per_output_token cover")] = None,
+    power_scope: Annotated[str | None, typer.Option(help="what avg_power_w and joules_per_output_token cover",
+                                                    callback=one_of("tokenfab.perf.energy:POWER_SCOPES"))] = None,
     budget_s: Annotated[float, typer.Option(help="seconds a query may take before it is answered with an "
                                             "error (the batch goes on)")] = 300.0,
     slo: Annotated[str | None, typer.Option(help="capacity: latency limits in ms, e.g. "

@@ -10,6 +10,7 @@ import typer
 
 from tokenfab.cli.common import band, band_json, check_samples
 from tokenfab.cli.io import JsonOpt, fail, out, print_json
+from tokenfab.cli.options import one_of
 
 
 def _design(spec: str):
@@ -29,7 +30,9 @@ DIE_AREA_PARTS = ("logic", "sram", "phy", "d2d", "block")
 def silicon(
     design: Annotated[str | None, typer.Argument(help="design YAML, or a shipped design id")] = None,
     volume: Annotated[float, typer.Option(help="accelerators built, to spread the NRE")] = 100_000,
-    yield_model: Annotated[str, typer.Option(help="negative-binomial | murphy | poisson")] = "negative-binomial",
+    yield_model: Annotated[str, typer.Option(help="die yield model, from the defect density",
+                                             callback=one_of("tokenfab.silicon.cost:YIELD_MODELS"))]
+    = "negative-binomial",
     samples: Annotated[int, typer.Option(help="Monte Carlo samples for the P10-P90 bands")] = 10_000,
     seed: Annotated[int, typer.Option(help="seed of the Monte Carlo draws over uncertain constants")] = 0,
     check: Annotated[bool, typer.Option("--check", help="leave-one-out area/TDP check on published chips")] = False,

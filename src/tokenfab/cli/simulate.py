@@ -11,7 +11,7 @@ import typer
 
 from tokenfab.cli.common import hardware_chip, load_cal
 from tokenfab.cli.io import JsonOpt, check_output, err, fail, out, print_json
-from tokenfab.cli.options import CalibrationOpt
+from tokenfab.cli.options import CalibrationOpt, one_of
 
 
 def simulate(
@@ -20,8 +20,10 @@ def simulate(
     devices: Annotated[int | None, typer.Option(help="chips in all (default: one replica)")] = None,
     tp: Annotated[int, typer.Option(help="tensor-parallel size of one replica")] = 1,
     pp: Annotated[int, typer.Option(help="pipeline-parallel size of one replica")] = 1,
-    precision: Annotated[str, typer.Option(help="weight and activation precision")] = "bf16",
-    kv_precision: Annotated[str | None, typer.Option(help="KV-cache precision (default: as precision)")] = None,
+    precision: Annotated[str, typer.Option(help="weight and activation precision",
+                                           callback=one_of("tokenfab.units:PRECISION_BYTES"))] = "bf16",
+    kv_precision: Annotated[str | None, typer.Option(help="KV-cache precision (default: as precision)",
+                                                     callback=one_of("tokenfab.units:PRECISION_BYTES"))] = None,
     engine: Annotated[str, typer.Option(help="engine preset: trtllm, vllm, tgi")] = "vllm",
     max_batch: Annotated[int | None, typer.Option(help="sequences in flight per replica")] = None,
     max_num_tokens: Annotated[int | None, typer.Option(help="token budget per step (chunked prefill)")] = None,
@@ -38,9 +40,11 @@ def simulate(
     requests: Annotated[int, typer.Option(help="requests to simulate (a trace: all its rows)")] = 1000,
     seed: Annotated[int, typer.Option(help="random seed of the generated traffic")] = 0,
     disaggregate: Annotated[str | None, typer.Option(help="P:D prefill and decode replica pools")] = None,
-    router: Annotated[str, typer.Option(
-        help="round-robin | least-outstanding | prefix-affinity")] = "least-outstanding",
-    preemption: Annotated[str, typer.Option(help="recompute | swap (vLLM-style engines)")] = "recompute",
+    router: Annotated[str, typer.Option(help="how arriving requests are spread over the replicas",
+                                        callback=one_of("tokenfab.serve.cluster:ROUTERS"))] = "least-outstanding",
+    preemption: Annotated[str, typer.Option(help="what becomes of a preempted request's KV cache (vLLM-style engines)",
+                                            callback=one_of("tokenfab.serve.simulate:PREEMPTION_MODES"))]
+    = "recompute",
     prefix_caching: Annotated[bool, typer.Option(help="reuse cached prompt prefixes")] = True,
     ttft_slo: Annotated[float | None, typer.Option(help="TTFT target, ms (needs --slo-percentile)")] = None,
     tpot_slo: Annotated[float | None, typer.Option(help="TPOT target, ms (needs --slo-percentile)")] = None,
