@@ -136,10 +136,11 @@ def print_study(st: dict[str, Any]) -> None:
     for sc in st["scenarios"]:
         out.print(f"  scenario {sc['name']}: custom {_band(sc['custom_usd_per_mtok'])} vs {sc['best_bought']} "
                   f"{_band(sc['best_bought_usd_per_mtok'])}; ratio {_band(sc['custom_cost_ratio'], '{:.2f}')}")
+    from tokenfab.labels import readable
     out.print("  swings most (custom / best-bought cost ratio at each input's low - high):")
     for i, t in enumerate(st["tornado"], 1):
-        out.print(f"    {i}. {t['input']} {t['range'][0]:.3g}-{t['range'][1]:.3g}: {t['low']:.3f} - {t['high']:.3f} "
-                  f"(base {t['base']:.3f})")
+        out.print(f"    {i}. {readable(t['input'])} {t['range'][0]:.3g}-{t['range'][1]:.3g}: {t['low']:.3f} - "
+                  f"{t['high']:.3f} (base {t['base']:.3f})")
 
 
 def design(

@@ -10,7 +10,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from tokenfab.report.figures import FONT_PX, describe, figures
+from tokenfab.labels import describe
+from tokenfab.report.figures import FONT_PX, figures
 
 
 def _finite(x: Any) -> bool:
