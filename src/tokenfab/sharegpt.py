@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from tokenfab.workload import Closed, Poisson, RequestTable, WorkloadError
+from tokenfab.workload.arrivals import closed_loop_times, open_loop_times
 
 TURN_KEYS = ("conversations", "conversation", "items")
 HUMAN = ("human", "user")
@@ -119,12 +120,10 @@ class ShareGPT:
             rows = np.arange(start, min(start + chunk, n))
             pick = order[rows % len(order)]
             if isinstance(arrival, Poisson):
-                gaps = arrival.gaps(rng, chunk)
-                times = t + np.concatenate(([0.0], np.cumsum(gaps[:-1])))
-                t = float(times[-1] + gaps[-1])
+                times, t = open_loop_times(arrival, rng, chunk, t)
                 times = times[: len(rows)]
             else:
-                times = np.where(rows < arrival.concurrency, 0.0, np.nan)
+                times = closed_loop_times(arrival, rows)
             table = RequestTable.single_turn(times, self.input_len[pick], self.output_len[pick])
             yield replace(table, session=rows.astype(np.int64))   # one session per request, numbered across chunks
 

@@ -85,6 +85,20 @@ Arrival = Poisson | Gamma | Closed | Offline | Trace
 ARRIVAL_KINDS = ("poisson", "gamma", "closed", "offline", "trace")
 
 
+def open_loop_times(arrival: Poisson | Gamma, rng: np.random.Generator, n: int, t0: float) -> tuple[np.ndarray, float]:
+    """`n` arrival times from `t0` with the process's gaps, and when the next one comes: a stream drawn in blocks
+    goes on where the last block ended."""
+    gaps = arrival.gaps(rng, n)
+    times = t0 + np.concatenate(([0.0], np.cumsum(gaps[:-1])))
+    return times, float(times[-1] + gaps[-1])
+
+
+def closed_loop_times(arrival: Closed, index: np.ndarray) -> np.ndarray:
+    """Closed loop: the first `concurrency` requests (by stream index) at t = 0, each later one when another
+    finishes (NaN: the simulator sends it)."""
+    return np.where(index < arrival.concurrency, 0.0, np.nan)
+
+
 def poisson(rate: float) -> Poisson:
     return Poisson(rate)
 

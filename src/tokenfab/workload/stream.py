@@ -9,7 +9,17 @@ from typing import Any
 
 import numpy as np
 
-from tokenfab.workload.arrivals import ARRIVAL_KINDS, Arrival, Closed, Gamma, Offline, Poisson, Trace
+from tokenfab.workload.arrivals import (
+    ARRIVAL_KINDS,
+    Arrival,
+    Closed,
+    Gamma,
+    Offline,
+    Poisson,
+    Trace,
+    closed_loop_times,
+    open_loop_times,
+)
 from tokenfab.workload.classes import LengthDist, RequestClass
 from tokenfab.workload.errors import _check
 from tokenfab.workload.table import RequestTable
@@ -121,11 +131,9 @@ class Workload:
         sessions = s0 + np.arange(b, dtype=np.int64)
         arr = self.arrival
         if isinstance(arr, (Poisson, Gamma)):
-            gaps = arr.gaps(rng, b)
-            t_sess = state["t"] + np.concatenate(([0.0], np.cumsum(gaps[:-1])))
-            state["t"] = float(t_sess[-1] + gaps[-1])
+            t_sess, state["t"] = open_loop_times(arr, rng, b, state["t"])
         elif isinstance(arr, Closed):
-            t_sess = np.where(sessions < arr.concurrency, 0.0, np.nan)
+            t_sess = closed_loop_times(arr, sessions)
         elif isinstance(arr, Offline):
             t_sess = np.zeros(b)
         else:
