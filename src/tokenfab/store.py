@@ -73,7 +73,9 @@ def _view_sql(name: str, run_kind: str, point_kind: str | None, cols: tuple[tupl
             f"JOIN runs r ON r.id = p.run_id WHERE r.kind = '{run_kind}'{where};\n")
 
 
-_SCHEMA += "".join(_view_sql(*view) for view in _VIEWS)
+_VIEWS_SQL = "".join(_view_sql(*view) for view in _VIEWS)
+_HAS_VIEWS = (f"SELECT count(*) FROM duckdb_views() WHERE view_name IN "
+              f"({', '.join(repr(view[0]) for view in _VIEWS)})")
 
 _LOCK_RETRY_S = 30.0
 
@@ -138,6 +140,9 @@ class Store:
                                  "another with --store") from None
         try:
             con.execute(_SCHEMA)
+            # the views once per file (replacing them at every connection would write the catalog on every read)
+            if con.execute(_HAS_VIEWS).fetchone()[0] < len(_VIEWS):
+                con.execute(_VIEWS_SQL)
             yield con
         finally:
             con.close()
