@@ -110,5 +110,9 @@ def read_hints(engine: str, note: str | None) -> Hints:
                  micro_batches=2 if _MICRO_BATCHES.search(text) else 1,
                  fp8_attention=bool(_FP8_ATTENTION.search(text)),
                  host_overlap=False if _NO_HOST_OVERLAP.search(text) else True if _HOST_OVERLAP.search(text) else None,
-                 client_cap=int(cap.group(1).replace(",", "")) if cap else None,
-                 max_num_tokens=int(budget.group(1).replace(",", "")) or None if budget else None)
+                 client_cap=_count(cap), max_num_tokens=_count(budget) or None)
+
+
+def _count(m: re.Match[str] | None) -> int | None:
+    """The number a hint states, thousands separators allowed ("10,800")."""
+    return int(m.group(1).replace(",", "")) if m else None
